@@ -1,0 +1,492 @@
+"""Fetch and unpack the official MVTec AD archive: resumable, checksummed download + safe extraction.
+
+``download`` streams into ``<dest>.part`` (stdlib ``urllib``, tqdm bar) and keeps a sidecar
+``<dest>.part.json`` with the server's validators (ETag / Last-Modified) and total size. A re-run
+resumes with ``Range: bytes=N-`` + ``If-Range``: if the remote file changed, the server answers 200
+and the download restarts from zero. The SHA-256 is computed while streaming; the file is renamed
+onto ``dest`` (``os.replace``) only once size and checksum match.
+
+``safe_extract`` unpacks into a temporary sibling directory, refusing absolute paths, ``..``
+components, links that leave the target and device files; the target appears only when complete.
+
+Every user-fixable failure raises :class:`~frad.errors.DownloadError` with one line:
+what is wrong, which file/URL/member, what to do.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import lzma
+import os
+import re
+import secrets
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from tqdm import tqdm
+
+from frad import __version__
+from frad.errors import DownloadError
+
+log = logging.getLogger(__name__)
+
+# Official MVTec AD archive (the URL anomalib uses).
+MVTEC_URL = (
+    "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f282/download/"
+    "420938113-1629952094/mvtec_anomaly_detection.tar.xz"
+)
+MVTEC_FILENAME = "mvtec_anomaly_detection.tar.xz"
+MVTEC_SIZE = 5_264_982_680
+MVTEC_SHA256 = "cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d"
+
+_USER_AGENT = f"frad/{__version__} (+urllib)"
+_RETRY_STATUS = frozenset({408, 429})  # 4xx that mean "try again later"; every other 4xx is final
+_MAX_BACKOFF_S = 60.0
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class _Transient(Exception):
+    """A failure worth retrying (5xx, connection lost); the .part prefix stays valid."""
+
+
+class _Restart(Exception):
+    """The .part cannot be continued (remote changed); discard it and start again from zero."""
+
+
+@dataclass
+class _PartState:
+    """Contents of the ``<dest>.part.json`` sidecar: what the .part prefix was downloaded from."""
+
+    url: str
+    sha256: str
+    etag: str | None = None
+    last_modified: str | None = None
+    total: int | None = None
+
+    def if_range(self) -> str | None:
+        """Validator for ``If-Range``: a strong ETag, else Last-Modified (weak ETags are not allowed)."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+
+# --------------------------------------------------------------------------- checksums
+
+
+def _normalize_sha256(sha256: str) -> str:
+    digest = str(sha256).strip().lower()
+    if not _SHA256_HEX.fullmatch(digest):
+        raise DownloadError(f"invalid sha256 {sha256!r}: expected 64 hex digits; fix the expected checksum")
+    return digest
+
+
+def _hash_file(path: Path) -> "hashlib._Hash":
+    """SHA-256 object over the whole file (can be continued with ``update``)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256")
+
+
+def verify_sha256(path: str | os.PathLike[str], sha256: str) -> None:
+    """Raise :class:`DownloadError` unless ``path`` exists and its SHA-256 equals ``sha256``."""
+    path, expected = Path(path), _normalize_sha256(sha256)
+    if not path.is_file():
+        raise DownloadError(f"file not found: {path}; download it first")
+    actual = _hash_file(path).hexdigest()
+    if actual != expected:
+        raise DownloadError(
+            f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}; "
+            "delete the file and download it again"
+        )
+
+
+# --------------------------------------------------------------------------- download
+
+
+def _sidecar(part: Path) -> Path:
+    return part.with_name(part.name + ".json")
+
+
+def _discard(part: Path) -> None:
+    """Remove a .part and its sidecar."""
+    part.unlink(missing_ok=True)
+    _sidecar(part).unlink(missing_ok=True)
+
+
+def _load_state(part: Path) -> _PartState | None:
+    try:
+        return _PartState(**json.loads(_sidecar(part).read_text()))
+    except (OSError, ValueError, TypeError):  # missing, unreadable or not our format
+        return None
+
+
+def _save_state(part: Path, state: _PartState) -> None:
+    _sidecar(part).write_text(json.dumps(asdict(state)))
+
+
+def _resume_point(part: Path, url: str, sha256: str, size: int | None) -> tuple[int, _PartState | None]:
+    """Bytes of ``part`` that may be kept (0 = start over, the .part is discarded) and its sidecar."""
+    if not part.exists():
+        _sidecar(part).unlink(missing_ok=True)
+        return 0, None
+    state, offset = _load_state(part), part.stat().st_size
+    limit = size if size is not None else state.total if state is not None else None
+    reason = None
+    if state is None:
+        reason = "no readable sidecar"
+    elif state.url != url or state.sha256 != sha256:
+        reason = "it belongs to another URL or checksum"
+    elif size is not None and state.total is not None and state.total != size:
+        reason = f"its recorded total {state.total} differs from the expected {size} bytes"
+    elif limit is not None and offset > limit:
+        reason = f"it is larger ({offset} bytes) than the file ({limit} bytes)"
+    if reason is not None:
+        log.warning("discarding %s: %s; restarting from zero", part, reason)
+        _discard(part)
+        return 0, None
+    return offset, state
+
+
+def _parse_content_range(value: str | None) -> tuple[int, int | None] | None:
+    """``bytes start-end/total`` → (start, total or None); None if absent/unparseable."""
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if match is None:
+        return None
+    total = match.group(3)
+    return int(match.group(1)), (None if total == "*" else int(total))
+
+
+def _content_length(headers: http.client.HTTPMessage) -> int | None:
+    try:
+        return int(headers["Content-Length"])
+    except (TypeError, ValueError):
+        return None
+
+
+def _open(url: str, headers: dict[str, str], timeout: float) -> http.client.HTTPResponse:
+    """``urlopen`` mapping failures to :class:`_Transient` (retry) or :class:`DownloadError` (final)."""
+    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity", **headers}
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as err:
+        err.close()
+        what = f"HTTP {err.code} {err.reason} from {url}"
+        if err.code == 416:  # our Range is past the end: the .part is longer than the remote file
+            raise _Restart(what) from None
+        if err.code >= 500 or err.code in _RETRY_STATUS:
+            raise _Transient(what) from None
+        raise DownloadError(f"download failed: {what}; check the URL or download the file by hand") from None
+    except urllib.error.URLError as err:
+        raise _Transient(f"cannot reach {url}: {err.reason}") from None
+    except (OSError, http.client.HTTPException) as err:  # timeout, reset, bad status line
+        raise _Transient(f"connection to {url} failed: {err!r}") from None
+    except ValueError as err:  # malformed URL
+        raise DownloadError(f"invalid download URL {url!r}: {err}; fix the URL") from None
+
+
+def _fetch(url: str, part: Path, sha256: str, size: int | None, timeout: float,
+           chunk_size: int, bar: tqdm) -> "hashlib._Hash":
+    """One attempt: complete ``part`` (resuming when possible) and return its SHA-256 object."""
+    offset, state = _resume_point(part, url, sha256, size)
+    known_total = size if size is not None else state.total if state else None
+    if offset and known_total is not None and offset == known_total:
+        bar.reset(total=known_total)
+        bar.update(offset)
+        return _hash_file(part)  # complete .part left by an interrupted run
+
+    headers: dict[str, str] = {}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+        if state is not None and state.if_range():
+            headers["If-Range"] = state.if_range()
+    with _open(url, headers, timeout) as resp:
+        status = resp.status or 200  # non-HTTP handlers (file://) report None
+        if status == 206:
+            crange = _parse_content_range(resp.headers.get("Content-Range"))
+            if crange is None or crange[0] != offset:
+                raise _Restart(f"unusable Content-Range {resp.headers.get('Content-Range')!r} from {url}")
+            start, total = crange
+            etag = resp.headers.get("ETag")
+            if state is not None and state.total is not None and total is not None and total != state.total:
+                raise _Restart(f"remote size changed from {state.total} to {total} bytes")
+            if state is not None and state.etag and etag and etag != state.etag:
+                raise _Restart(f"remote ETag changed from {state.etag} to {etag}")
+        else:  # full body: fresh start, server ignored Range, or If-Range failed (remote changed)
+            if offset:
+                log.warning("%s: server sent the whole file (HTTP %s); restarting from zero", url, status)
+            start, total = 0, _content_length(resp.headers)
+        if size is not None and total is not None and total != size:
+            _discard(part)
+            raise DownloadError(
+                f"{url} has {total} bytes but {size} were expected; the remote file changed — "
+                "check the URL or update the expected size and checksum"
+            )
+        if start == 0:  # (re)start: new sidecar with this response's validators
+            state = _PartState(url, sha256, resp.headers.get("ETag"), resp.headers.get("Last-Modified"), total)
+            _save_state(part, state)
+            hasher, mode = hashlib.sha256(), "wb"
+        else:
+            hasher, mode = _hash_file(part), "ab"  # hash the kept prefix first
+            log.info("resuming %s at byte %d", part, start)
+        bar.reset(total=total)
+        bar.update(start)
+        received = _stream(resp, part, mode, hasher, chunk_size, bar, start)
+    if total is not None and received < total:
+        raise _Transient(f"connection closed after {received} of {total} bytes")
+    return hasher
+
+
+def _stream(resp: http.client.HTTPResponse, part: Path, mode: str, hasher: "hashlib._Hash", chunk_size: int,
+            bar: tqdm, received: int) -> int:
+    """Append the response body to ``part``; returns the .part size reached."""
+    try:
+        f = part.open(mode)
+    except OSError as err:
+        raise DownloadError(f"cannot write {part}: {err.strerror}; check permissions and free space") from None
+    with f:
+        while True:
+            try:
+                chunk = resp.read(chunk_size)
+            except (OSError, http.client.HTTPException) as err:  # reset / timeout mid-body: prefix is valid
+                f.flush()
+                raise _Transient(f"connection lost after {received} bytes: {err!r}") from None
+            if not chunk:
+                return received
+            try:
+                f.write(chunk)
+            except OSError as err:
+                raise DownloadError(
+                    f"cannot write {part}: {err.strerror}; free disk space and run again (it resumes)"
+                ) from None
+            hasher.update(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike[str],
+    sha256: str,
+    size: int | None = None,
+    *,
+    progress: bool = True,
+    timeout: float = 30.0,
+    retries: int = 3,
+    chunk_size: int = 1 << 20,
+    backoff: float = 1.0,
+) -> Path:
+    """Download ``url`` to ``dest`` and verify its SHA-256 (and ``size`` if given); returns ``dest``.
+
+    Resumes an interrupted ``<dest>.part``; retries 5xx/408/429 and connection errors ``retries``
+    times with exponential back-off (``backoff`` s, doubling); any other HTTP error is final.
+    An existing ``dest`` with the right checksum is returned at once.
+    """
+    dest, sha256 = Path(dest), _normalize_sha256(sha256)
+    part = dest.with_name(dest.name + ".part")
+    if dest.is_file() and (size is None or dest.stat().st_size == size):
+        if _hash_file(dest).hexdigest() == sha256:
+            return dest
+        log.warning("%s exists but its checksum differs; downloading it again", dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+
+    failures, last = 0, ""
+    with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
+              disable=not progress) as bar:
+        while True:
+            try:
+                hasher = _fetch(url, part, sha256, size, timeout, chunk_size, bar)
+                break
+            except (_Restart, _Transient) as err:
+                if isinstance(err, _Restart):
+                    log.warning("%s; restarting %s from zero", err, part)
+                    if part.exists():  # dropping a kept prefix is free; a restart without one counts as a try
+                        _discard(part)
+                        continue
+                failures, last = failures + 1, str(err)
+                if failures > retries:
+                    break
+                delay = min(backoff * 2 ** (failures - 1), _MAX_BACKOFF_S)
+                log.warning("%s; retry %d/%d in %.1f s", err, failures, retries, delay)
+                time.sleep(delay)
+    if failures > retries:
+        kept = part.stat().st_size if part.exists() else 0
+        hint = f"{part} keeps {kept} bytes; run again to resume" if kept else "run again later"
+        attempts = f"{failures} attempt" + ("s" if failures > 1 else "")
+        raise DownloadError(f"download of {url} failed after {attempts}: {last}; {hint}")
+
+    actual_size = part.stat().st_size
+    if size is not None and actual_size != size:
+        _discard(part)
+        raise DownloadError(
+            f"size mismatch for {dest}: expected {size} bytes, got {actual_size}; "
+            "the partial file was deleted — run again to download it anew"
+        )
+    actual = hasher.hexdigest()
+    if actual != sha256:
+        _discard(part)
+        raise DownloadError(
+            f"checksum mismatch for {dest}: expected sha256 {sha256}, got {actual}; "
+            "the file was deleted — run again to download it anew, or check the URL and expected checksum"
+        )
+    os.replace(part, dest)
+    _sidecar(part).unlink(missing_ok=True)
+    return dest
+
+
+# --------------------------------------------------------------------------- extraction
+
+# What a truncated/corrupt archive raises while being read (tarfile, xz, gzip, bz2 decoders).
+_CORRUPT_ERRORS = (tarfile.ReadError, tarfile.CompressionError, EOFError, lzma.LZMAError, zlib.error)
+
+
+def _corrupt(archive: Path, err: BaseException) -> DownloadError:
+    reason = str(err) or type(err).__name__
+    return DownloadError(f"archive is truncated or corrupt: {archive}: {reason}; delete it and download again")
+
+
+def _open_archive(archive: Path) -> tarfile.TarFile:
+    if not archive.is_file():
+        raise DownloadError(f"archive not found: {archive}; download it first")
+    try:
+        return tarfile.open(archive, "r:*")
+    except _CORRUPT_ERRORS as err:
+        raise _corrupt(archive, err) from None
+
+
+def _relative_name(name: str) -> str:
+    """Member name without a leading ``./`` (tar's spelling of the archive root)."""
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _refuse(archive: Path, member: tarfile.TarInfo, reason: str) -> DownloadError:
+    return DownloadError(
+        f"unsafe member {member.name!r} in {archive}: {reason}; refusing to extract — "
+        "the archive is not a genuine dataset archive, delete it and download again"
+    )
+
+
+@dataclass
+class _Seen:
+    """What the extraction filter saw: members kept, and top-level names (for error messages)."""
+
+    kept: int = 0
+    tops: set[str] = field(default_factory=set)
+
+
+_Filter = Callable[[tarfile.TarInfo, str], "tarfile.TarInfo | None"]
+
+
+def _member_filter(archive: Path, strip_prefix: str | None, seen: _Seen) -> _Filter:
+    """tarfile extraction filter: our checks, then the stdlib ``data`` filter (links, special files)."""
+    prefix = strip_prefix.strip("/") if strip_prefix else None
+
+    def strip(name: str) -> str | None:
+        if prefix is None:
+            return name
+        if name == prefix or not name.startswith(prefix + "/"):
+            return None
+        return name[len(prefix) + 1:]
+
+    def check(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo | None:
+        raw = member.name
+        if raw.startswith("/") or os.path.isabs(raw):
+            raise _refuse(archive, member, "absolute path")
+        if ".." in PurePosixPath(raw).parts:
+            raise _refuse(archive, member, "'..' path component")
+        seen.tops.add(PurePosixPath(_relative_name(raw)).parts[0] if _relative_name(raw) else raw)
+        name = strip(_relative_name(raw))
+        if not name:
+            return None  # outside strip_prefix, or the prefix directory itself
+        changes: dict[str, str] = {"name": name}
+        if member.islnk():  # hardlink targets are archive paths: strip them too
+            if os.path.isabs(member.linkname) or ".." in PurePosixPath(member.linkname).parts:
+                raise _refuse(archive, member, f"hardlink to {member.linkname!r} leaves the target directory")
+            linkname = strip(_relative_name(member.linkname))
+            if not linkname:
+                raise _refuse(archive, member, f"hardlink to {member.linkname!r} outside {strip_prefix!r}")
+            changes["linkname"] = linkname
+        try:
+            filtered = tarfile.data_filter(member.replace(**changes, deep=False), dest_path)
+        except tarfile.SpecialFileError:
+            raise _refuse(archive, member, "device file or fifo") from None
+        except tarfile.AbsoluteLinkError:
+            raise _refuse(archive, member, f"link to absolute path {member.linkname!r}") from None
+        except tarfile.LinkOutsideDestinationError:
+            kind = "symlink" if member.issym() else "hardlink"
+            raise _refuse(archive, member, f"{kind} to {member.linkname!r} leaves the target directory") from None
+        except tarfile.FilterError as err:  # OutsideDestination (e.g. through an extracted symlink), ...
+            raise _refuse(archive, member, str(err)) from None
+        seen.kept += 1
+        return filtered
+
+    return check
+
+
+def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str], *,
+                 strip_prefix: str | None = None) -> Path:
+    """Extract ``archive`` (any tarfile compression, e.g. ``.tar.xz``) to ``target``; returns ``target``.
+
+    Members are written into a temporary sibling of ``target`` that is renamed into place only once
+    the whole archive was read, so any failure leaves no (partial) ``target``. ``strip_prefix``
+    extracts only the members under that directory, without it. ``target`` must not exist or be
+    empty. Unsafe members (absolute, ``..``, links leaving the target, devices/fifos) are refused.
+    """
+    archive, target = Path(archive), Path(target)
+    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
+        raise DownloadError(f"extraction target already exists: {target}; delete it to extract {archive} again")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.extract-{secrets.token_hex(4)}.tmp")
+    tmp.mkdir()  # honours the umask, unlike tempfile.mkdtemp (0700)
+    seen = _Seen()
+    try:
+        with _open_archive(archive) as tar:
+            try:
+                tar.extractall(tmp, filter=_member_filter(archive, strip_prefix, seen))
+                while tar.fileobj.read(1 << 20):  # read to the end: lets xz/gzip verify their checksums
+                    pass
+            except _CORRUPT_ERRORS as err:
+                raise _corrupt(archive, err) from None
+            except OSError as err:
+                if err.errno is None:  # decoder errors (gzip/bz2) carry no errno
+                    raise _corrupt(archive, err) from None
+                raise DownloadError(
+                    f"cannot extract {archive} into {target.parent}: {err}; check free space and permissions"
+                ) from None
+        if strip_prefix and not seen.kept:
+            raise DownloadError(
+                f"no member under {strip_prefix!r} in {archive} (top-level: {', '.join(sorted(seen.tops))}); "
+                "fix strip_prefix"
+            )
+        if target.exists():
+            target.rmdir()  # checked empty above
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def list_top_dirs(archive: str | os.PathLike[str]) -> list[str]:
+    """Sorted top-level directory names of a tar archive (one pass; a full decompression for .xz)."""
+    archive = Path(archive)
+    tops: set[str] = set()
+    with _open_archive(archive) as tar:
+        try:
+            for member in tar:
+                parts = PurePosixPath(_relative_name(member.name)).parts
+                if len(parts) > 1 or (parts and member.isdir()):
+                    tops.add(parts[0])
+        except _CORRUPT_ERRORS as err:
+            raise _corrupt(archive, err) from None
+    return sorted(tops)

@@ -1,0 +1,61 @@
+"""§1.1 Multi-level feature extractor: fuse per-layer backbone maps into z ∈ R^{C×H×W} (eq. 1–3).
+
+The backbone forward (``frad.backbone``) and the fusion are split on purpose: the per-layer maps are
+computed once per image and cached, and every model variant (layer set, channel count) fuses them cheaply.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError
+
+VALID_LAYERS = (1, 2, 3)
+
+
+def check_layers(layers: Sequence[int], key: str = "features.layers") -> tuple[int, ...]:
+    """Validate a layer set L ⊆ {1,2,3}; returns it sorted and de-duplicated."""
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or len(layers) == 0:
+        raise ConfigError(f"{key} must be a non-empty list drawn from [1, 2, 3], got {layers!r}")
+    for layer in layers:
+        if isinstance(layer, bool) or not isinstance(layer, int) or layer not in VALID_LAYERS:
+            raise ConfigError(f"{key} must be drawn from [1, 2, 3], got {list(layers)!r}")
+    if len(set(layers)) != len(layers):
+        raise ConfigError(f"{key} lists a layer twice: {list(layers)!r}")
+    return tuple(sorted(layers))
+
+
+def pool_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """1-D adaptive average pooling of every position's channel vector to ``channels`` (eq. 2)."""
+    b, c, h, w = x.shape
+    if c == channels:
+        return x
+    # adaptive_avg_pool3d over (C, H, W) with output (channels, H, W) pools the channel axis only,
+    # exactly like adaptive_avg_pool1d applied to each φ_{i,l,h,w}, without a transpose copy.
+    return F.adaptive_avg_pool3d(x.unsqueeze(1), (channels, h, w)).squeeze(1)
+
+
+def fuse_features(maps: Mapping[int, torch.Tensor] | Sequence[torch.Tensor], channels: int) -> torch.Tensor:
+    """z = pool_C(concat_l pool_C(resize(φ_l(x)))) (eq. 1–3 and the final pooling of §1.1).
+
+    ``maps``: per-layer maps (B, C_l, H_l, W_l), in layer order. Returns (B, C, H, W) with H×W the
+    largest selected map. Channel pooling is done before the bilinear resize: both are linear and act
+    on different axes, so the order does not change z (tested), and pooling first resizes fewer channels.
+    """
+    tensors = list(maps.values()) if isinstance(maps, Mapping) else list(maps)
+    if not tensors:
+        raise ConfigError("features.layers is empty: select at least one of [1, 2, 3]")
+    if channels < 1:
+        raise ConfigError(f"features.channels must be a positive integer, got {channels}")
+    h = max(t.shape[-2] for t in tensors)
+    w = max(t.shape[-1] for t in tensors)
+    parts = []
+    for t in tensors:
+        t = pool_channels(t.float(), channels)  # eq. 2
+        if t.shape[-2:] != (h, w):  # eq. 1: bilinear resize to the largest map
+            t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)
+        parts.append(t)
+    phi = torch.cat(parts, dim=1)  # eq. 3
+    return pool_channels(phi, channels)  # z_i ∈ R^{C×H×W}

@@ -1,0 +1,77 @@
+"""§1.5 Inference: per-position cosine distance, bilinear upsampling to the image size, Gaussian σ = 4,
+image score = max of the map. Everything runs batched on the model's device."""
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .features import fuse_features
+from .model import ReconstructionNet
+from .train import cosine_distance
+
+
+def _symmetric_index(n: int, pad: int, device) -> torch.Tensor:
+    """Indices of scipy's 'reflect' (half-sample symmetric: d c b a | a b c d) padding of a length-n axis."""
+    idx = np.pad(np.arange(n), pad, mode="symmetric")
+    return torch.as_tensor(idx, device=device)
+
+
+def gaussian_kernel1d(sigma: float, truncate: float = 4.0, device=None) -> torch.Tensor:
+    """The kernel scipy.ndimage.gaussian_filter uses: radius = int(truncate·σ + 0.5), normalised."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return (k / k.sum()).to(device=device, dtype=torch.float32)
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """Separable Gaussian filter of (N, H, W) maps on their device, equal to
+    ``scipy.ndimage.gaussian_filter(m, sigma, mode='reflect', truncate=4)`` per map (tested)."""
+    if sigma <= 0:
+        return maps
+    k = gaussian_kernel1d(sigma, truncate, maps.device)
+    r = (len(k) - 1) // 2
+    n, h, w = maps.shape
+    x = maps[:, None]
+    x = x[:, :, _symmetric_index(h, r, maps.device)]  # pad H (any radius, like scipy)
+    x = F.conv2d(x, k.view(1, 1, -1, 1))
+    x = x[:, :, :, _symmetric_index(w, r, maps.device)]  # pad W
+    x = F.conv2d(x, k.view(1, 1, 1, -1))
+    return x[:, 0]
+
+
+@torch.inference_mode()
+def anomaly_maps(
+    model: ReconstructionNet,
+    layer_maps: Mapping[int, torch.Tensor],
+    channels: int,
+    image_size: int,
+    sigma: float = 4.0,
+    batch_size: int = 32,
+) -> torch.Tensor:
+    """A_pix for every image (§1.5): (N, image_size, image_size) float32 on the CPU.
+
+    ``layer_maps``: cached per-layer backbone maps {layer: (N, C_l, H_l, W_l)} of the test images.
+    """
+    device = next(model.parameters()).device
+    layers = sorted(layer_maps)
+    n = int(layer_maps[layers[0]].shape[0])
+    out = torch.empty((n, image_size, image_size), dtype=torch.float32)
+    model.eval()
+    for start in range(0, n, batch_size):
+        batch = {l: layer_maps[l][start : start + batch_size].to(device, non_blocking=True) for l in layers}
+        z = fuse_features(batch, channels)
+        d = cosine_distance(z, model(z))  # eq. 8 per position
+        d = F.interpolate(d[:, None], size=(image_size, image_size), mode="bilinear", align_corners=False)[:, 0]
+        out[start : start + len(d)] = gaussian_blur(d, sigma).float().cpu()
+    return out
+
+
+def image_scores(maps: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A_sam = max of A_pix (§1.5)."""
+    m = torch.as_tensor(maps)
+    return m.flatten(1).amax(dim=1).numpy()

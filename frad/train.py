@@ -1,0 +1,185 @@
+"""§1.4 Training: L_total = L_rec + λ·L_ssl with per-position cosine distances (eq. 7–11).
+
+Defaults are §2.3: Adam lr 1e-3, betas (0.5, 0.999), batch 16, 100 epochs, λ = 0.1, K = 4.
+The training set is the normal images only; nothing here ever sees the test set (no model selection).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .errors import ConfigError, TrainingError
+from .features import fuse_features
+from .model import ModelConfig, ReconstructionNet
+from .recombine import check_grid, recombine
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 16
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    ssl: bool = True  # feature recombination loss on/off (Table 3)
+    ssl_lambda: float = 0.1  # λ of eq. 11
+    ssl_grid: int = 4  # K of §1.2
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"train.lr must be a positive number, got {self.lr}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        if not (self.ssl_lambda >= 0 and math.isfinite(self.ssl_lambda)):
+            raise ConfigError(f"ssl.lambda must be >= 0, got {self.ssl_lambda}")
+        if self.ssl_grid < 1:
+            raise ConfigError(f"ssl.grid must be >= 1, got {self.ssl_grid}")
+        resolve_device(self.device, check_only=True)
+
+
+def resolve_device(device: str, check_only: bool = False) -> torch.device:
+    """'auto' → CUDA when present, else CPU; 'cuda' without a GPU is a clear error."""
+    if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ConfigError(f"train.device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    if check_only:
+        return torch.device("cpu")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(
+            f"train.device={device!r} but no CUDA device is available here; set train.device: auto (falls back to CPU) or cpu"
+        )
+    return torch.device(device)
+
+
+def cosine_distance(z: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
+    """D_cos per position (eq. 7–8): (B, C, H, W) × 2 → (B, H, W)."""
+    return 1.0 - F.cosine_similarity(z, z_hat, dim=1)
+
+
+@dataclass
+class TrainResult:
+    model: ReconstructionNet
+    history: list[dict]  # per epoch: loss, rec, ssl
+
+    def summary(self) -> dict:
+        return {"epochs": len(self.history), "final": self.history[-1] if self.history else None}
+
+
+def train_model(
+    layer_maps: Mapping[int, torch.Tensor],
+    channels: int,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Train the reconstruction network on cached per-layer backbone maps of the normal train images.
+
+    ``layer_maps``: {layer: (N, C_l, H_l, W_l)} (fp16 or fp32, CPU); moved to the device once and fused
+    batch by batch there (§1.1), so a step costs no disk read, no decoding and no backbone forward.
+    """
+    device = resolve_device(config.device)
+    layers = sorted(layer_maps)
+    n = int(layer_maps[layers[0]].shape[0])
+    if n == 0:
+        raise TrainingError("the train set is empty: nothing to train on")
+    cpu = device.type == "cpu"
+    if cpu:
+        torch.use_deterministic_algorithms(True)  # bitwise-reproducible runs on CPU (same seed, same machine)
+    else:
+        torch.backends.cudnn.benchmark = True  # GPU: speed over bitwise reproducibility
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)  # batch order and recombination permutations
+
+    maps = {l: layer_maps[l].to(device, non_blocking=True) for l in layers}
+    with torch.no_grad():
+        h, w = fuse_features({l: m[:1] for l, m in maps.items()}, channels).shape[-2:]
+    model_config.check_input(h, w)
+    if config.ssl:
+        check_grid(h, w, config.ssl_grid)
+    model = ReconstructionNet(model_config).to(device)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    bs = min(config.batch_size, n)  # a batch larger than the train set is simply the whole set
+    steps = math.ceil(n / bs)
+    history: list[dict] = []
+    bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        order = torch.randperm(n, generator=gen)
+        sums = torch.zeros(steps, 3, device=device)  # per batch: total, rec, ssl (one sync per epoch)
+        for step in range(steps):
+            idx = order[step * bs : (step + 1) * bs].to(device)
+            with torch.no_grad():
+                z = fuse_features({l: m[idx] for l, m in maps.items()}, channels)
+            if config.ssl:
+                z_prime = recombine(z, config.ssl_grid, gen)
+                # z and z' go through the network together (Fig. 1, both branches share weights).
+                out = model(torch.cat([z, z_prime], dim=0))
+                z_hat, z_hat_prime = out[: len(z)], out[len(z) :]
+                l_rec = cosine_distance(z, z_hat).mean()  # eq. 9 (mean over H×W and the batch)
+                l_ssl = cosine_distance(z, z_hat_prime).mean()  # eq. 10: ẑ' is pulled towards z, not z'
+                loss = l_rec + config.ssl_lambda * l_ssl  # eq. 11
+            else:
+                l_rec = cosine_distance(z, model(z)).mean()
+                l_ssl = torch.zeros((), device=device)
+                loss = l_rec
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums[step] = torch.stack([loss.detach(), l_rec.detach(), l_ssl.detach()])
+        per_batch = sums.cpu()
+        finite = torch.isfinite(per_batch).all(dim=1)
+        if not bool(finite.all()):
+            bad = int((~finite).nonzero()[0, 0])
+            raise TrainingError(
+                f"training diverged: loss is {per_batch[bad, 0].item()} at epoch {epoch + 1}, batch {bad + 1} of {steps}; "
+                "check the cached features for NaN/inf or lower train.lr"
+            )
+        weights = torch.tensor([min(bs, n - i * bs) for i in range(steps)], dtype=per_batch.dtype)
+        mean = (per_batch * weights[:, None]).sum(0) / n
+        record = {"epoch": epoch + 1, "loss": mean[0].item(), "rec": mean[1].item(), "ssl": mean[2].item()}
+        history.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, record)
+    model.eval()
+    return TrainResult(model=model, history=history)
+
+
+def save_model(path, result: TrainResult, *, layers, channels: int, train_config: TrainConfig, meta: dict | None = None) -> None:
+    """Atomically save weights + everything needed to score with them (layers, C, architecture)."""
+    from .io import atomic_path
+
+    payload = {
+        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
+        "model_config": result.model.config.to_dict(),
+        "layers": list(layers),
+        "channels": int(channels),
+        "train_config": asdict(train_config),
+        "history": result.history,
+        "meta": meta or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_model(path, device: torch.device | str = "cpu") -> tuple[ReconstructionNet, dict]:
+    """Load a checkpoint written by :func:`save_model`; returns (model in eval mode, payload without weights)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = payload["model_config"]
+    model = ReconstructionNet(ModelConfig(**{**cfg, "widths": tuple(cfg["widths"])}))
+    model.load_state_dict(payload.pop("state_dict"))
+    return model.to(device).eval(), payload

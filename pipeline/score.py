@@ -1,0 +1,90 @@
+"""Stage `score` (one per category × variant): anomaly maps of the test set (§1.5), image scores, and
+image AUROC, pixel AUROC, AU-PRO into data/scores/<category>/<variant>.json; a few maps for figures."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from frad import metrics
+from frad.cache import FeatureCache
+from frad.data import index_category, read_image
+from frad.io import atomic_path, write_json
+from frad.score import anomaly_maps, image_scores
+from frad.train import load_model, resolve_device
+
+from .common import DATASETS, FEATURES, MODELS, SCORES, stage_main, usage
+from .params import load_params
+
+log = logging.getLogger("frad.score")
+
+
+def figure_indices(labels: np.ndarray, n: int) -> list[int]:
+    """n test images for figures, spread evenly over the defect images (deterministic)."""
+    defect = np.flatnonzero(labels == 1)
+    pool = defect if len(defect) else np.arange(len(labels))
+    if n <= 0 or len(pool) == 0:
+        return []
+    return sorted({int(pool[i]) for i in np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int)})
+
+
+def run(params: dict, category: str, variant: str) -> dict:
+    sc = params["score"]
+    device = resolve_device(params["train"]["device"])
+    model, payload = load_model(MODELS / category / f"{variant}.pt", device)
+    cache = FeatureCache(FEATURES / category)
+    maps = anomaly_maps(
+        model, cache.layers("test", payload["layers"]), payload["channels"], cache.image_size, sc["sigma"], sc["batch_size"]
+    ).numpy()
+    labels, masks = cache.test_labels(), cache.test_masks()
+    scores = image_scores(maps)
+    result: dict = {
+        "category": category,
+        "variant": variant,
+        "layers": payload["layers"],
+        "gfe": payload["model_config"]["gfe"],
+        "ssl": payload["train_config"]["ssl"],
+        "n_test": int(len(labels)),
+        "n_defect": int(labels.sum()),
+        "undefined": {},
+    }
+    for name, value, reason in (
+        ("image_auroc", *metrics.try_metric(metrics.image_auroc, scores, labels)),
+        ("pixel_auroc", *metrics.try_metric(metrics.pixel_auroc, maps, masks)),
+        ("pro", *metrics.try_metric(metrics.au_pro, maps, masks, fpr_limit=sc["pro_limit"])),
+    ):
+        result[name] = value
+        if reason is not None:
+            result["undefined"][name] = reason
+    result.update(names=cache.test_names, labels=labels.tolist(), image_scores=[float(s) for s in scores])
+    log.info("%s/%s: image AUROC %s, pixel AUROC %s, PRO %s", category, variant,
+             result["image_auroc"], result["pixel_auroc"], result["pro"])
+
+    keep = figure_indices(labels, sc["n_figures"])
+    index = index_category(DATASETS, category)
+    size = cache.image_size
+    images = np.stack([_thumbnail(index.test[i].path, size) for i in keep]) if keep else np.zeros((0, size, size, 3), np.uint8)
+    with atomic_path(SCORES / category / f"{variant}_maps.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh, names=np.array([cache.test_names[i] for i in keep]), images=images,
+                maps=maps[keep].astype(np.float16), masks=masks[keep],
+            )
+    write_json(SCORES / category / f"{variant}.json", result)
+    return result
+
+
+def _thumbnail(path, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(read_image(path)).resize((size, size), Image.Resampling.BILINEAR))
+
+
+@stage_main
+def main(args: list[str]) -> None:
+    category, variant = usage(args, 2, "python -m pipeline.score <category> <variant>")
+    run(load_params(), category, variant)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Make a self-contained copy of the pipeline (code, dvc.yaml, params.yaml with overrides) in a folder,
+as a fresh git + DVC repository. Used by the offline demo and by the end-to-end tests."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parent.parent
+COPIED = ("dvc.yaml", "params.yaml", "frad", "pipeline")
+
+
+def set_key(params: dict, dotted: str, value: Any) -> None:
+    node = params
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    if last not in node:
+        raise KeyError(f"unknown params key {dotted}")
+    node[last] = value
+
+
+def make_workspace(dest: str | Path, overrides: dict[str, Any] | None = None, *, git: bool = True) -> Path:
+    """Copy the pipeline into ``dest`` (created; must not exist) and apply ``overrides`` to params.yaml."""
+    dest = Path(dest)
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in COPIED:
+        src = PROJECT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        else:
+            shutil.copy2(src, dest / name)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    for key, value in (overrides or {}).items():
+        set_key(params, key, value)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / ".gitignore").write_text("/data/\n__pycache__/\n")
+    if git:
+        run = lambda *cmd: subprocess.run(cmd, cwd=dest, check=True, capture_output=True)  # noqa: E731
+        run("git", "init", "-q")
+        run("git", "config", "user.email", "demo@frad.invalid")
+        run("git", "config", "user.name", "frad demo")
+        run("dvc", "init", "-q")
+        run("dvc", "config", "core.autostage", "false")
+        run("git", "add", "-A")
+        run("git", "commit", "-q", "-m", "workspace")
+    return dest
