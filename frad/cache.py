@@ -11,17 +11,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 import torch
 from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
-from .backbone import Backbone
 from .data import CategoryIndex, ImageDataset, Sample
 from .errors import DataError
 from .io import atomic_path
+
+if TYPE_CHECKING:  # the read side (training, scoring) never needs timm/torchvision
+    from .backbone import Backbone
 
 FORMAT_VERSION = 1
 
@@ -36,7 +38,7 @@ def _workers() -> int:
 
 @torch.inference_mode()
 def _extract_split(
-    backbone: Backbone,
+    backbone: "Backbone",
     samples: tuple[Sample, ...],
     image_size: int,
     out_dir: Path,
@@ -69,7 +71,7 @@ def _extract_split(
 
 def build_feature_cache(
     index: CategoryIndex,
-    backbone: Backbone,
+    backbone: "Backbone",
     out_dir: str | os.PathLike,
     *,
     image_size: int,

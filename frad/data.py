@@ -18,9 +18,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import InterpolationMode
 
 from frad.errors import ConfigError, DataError
 
@@ -225,8 +224,11 @@ def to_tensor(image: np.ndarray, image_size: int, mean: Sequence[float], std: Se
     if len(mean) != 3 or len(std) != 3:
         raise ConfigError(f"mean and std need 3 values (one per RGB channel), got {list(mean)} and {list(std)}")
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(torch.float32).div_(255.0)
-    t = TF.resize(t, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return TF.normalize(t, list(map(float, mean)), list(map(float, std)))
+    # What torchvision's TF.resize(..., BILINEAR, antialias=True) does on tensors, without importing torchvision.
+    t = F.interpolate(t[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    m = torch.tensor([float(v) for v in mean]).view(3, 1, 1)
+    s = torch.tensor([float(v) for v in std]).view(3, 1, 1)
+    return (t - m) / s
 
 
 def load_image(path: str | Path, image_size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

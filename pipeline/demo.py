@@ -42,12 +42,12 @@ def main() -> None:
     # Stage commands call `python`/`dvc`: use the ones of this interpreter's environment.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.time()
-    rc = subprocess.run(["dvc", "repro"], cwd=dest, env=env).returncode
+    rc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=dest, env=env).returncode
     if rc:
         sys.exit(rc)
     print(f"\nDemo pipeline finished in {time.time() - t0:.0f} s. Tables: {dest / 'reports' / 'tables.md'}\n")
     print((dest / "reports" / "tables.md").read_text())
-    subprocess.run(["dvc", "metrics", "show"], cwd=dest, env=env)
+    subprocess.run([sys.executable, "-m", "dvc", "metrics", "show"], cwd=dest, env=env)
 
 
 if __name__ == "__main__":

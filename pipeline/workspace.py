@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,8 @@ def make_workspace(dest: str | Path, overrides: dict[str, Any] | None = None, *,
         run("git", "init", "-q")
         run("git", "config", "user.email", "demo@frad.invalid")
         run("git", "config", "user.name", "frad demo")
-        run("dvc", "init", "-q")
-        run("dvc", "config", "core.autostage", "false")
+        run(sys.executable, "-m", "dvc", "init", "-q")
+        run(sys.executable, "-m", "dvc", "config", "core.autostage", "false")
         run("git", "add", "-A")
         run("git", "commit", "-q", "-m", "workspace")
     return dest

@@ -1,0 +1,73 @@
+"""Helpers for the end-to-end DVC tests: tiny synthetic workspaces and what DVC itself reports."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+# Tiny but complete: 1 synthetic category, all stages, 1 epoch, EfficientNet-Lite0 ImageNet weights.
+TINY = {
+    "data.source": "synthetic",
+    "data.categories": ["tile"],
+    "data.textures": ["tile"],
+    "data.image_size": 64,
+    "data.synthetic": {"seed": 0, "n_train": 6, "n_test_good": 2, "n_test_defect": 2, "size": 64},
+    "backbone.name": "tf_efficientnet_lite0",
+    "features.channels": 16,
+    "features.batch_size": 8,
+    "model.widths": [16, 16, 16],
+    "model.grid": 1,
+    "ssl.grid": 2,
+    "train.epochs": 1,
+    "train.batch_size": 4,
+    "train.device": "cpu",
+    "score.n_figures": 1,
+    "ablation.layers": ["L3"],
+}
+
+RUNNING = re.compile(r"Running stage '([^']+)'")
+
+
+def env() -> dict:
+    bindir = str(Path(sys.executable).parent)
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "FRAD_WORKERS": "0", "OMP_NUM_THREADS": "1",
+            "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+
+
+def dvc(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ws, env=env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def repro(ws: Path, *args: str) -> set[str]:
+    """Run `dvc repro` and return the names of the stages DVC says it ran."""
+    out = dvc(ws, "repro", *args)
+    return set(RUNNING.findall(out.stdout + out.stderr))
+
+
+def status(ws: Path) -> set[str]:
+    """Stages `dvc status --json` reports as changed."""
+    return set(json.loads(dvc(ws, "status", "--json").stdout or "{}"))
+
+
+def set_params(ws: Path, **dotted) -> None:
+    path = ws / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for key, value in dotted.items():
+        node = params
+        *parents, last = key.split(".")
+        for k in parents:
+            node = node[k]
+        node[last] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def stages(names: list[str], categories: list[str], variants_by_stage: dict[str, list[str]]) -> set[str]:
+    return {f"{stage}@{c}-{v}" for stage, vs in variants_by_stage.items() for c in categories for v in vs} | set(names)

@@ -1,0 +1,82 @@
+"""End-to-end DVC pipeline on tiny synthetic data: what reruns is read from DVC's own output."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from pipeline.workspace import make_workspace
+from pipeline_utils import TINY, dvc, repro, set_params, stages, status
+
+pytestmark = pytest.mark.slow
+CATS = ["tile"]
+SHUFFLE_TRAIN = {"train": ["full"], "train_shuffle": ["shuffle"], "train_layers": ["L3"]}
+SHUFFLE_SCORE = {"score": ["full", "shuffle"], "score_layers": ["L3"]}
+ALL_SCORE = {"score": ["full", "baseline", "gfe", "shuffle"], "score_layers": ["L3"]}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A workspace after one `dvc repro` from a clean state, and the stages that ran."""
+    ws = make_workspace(tmp_path_factory.mktemp("pipe") / "ws", TINY)
+    return ws, repro(ws)
+
+
+@pytest.fixture
+def ws(built, tmp_path):
+    """A private copy of the built workspace (DVC state and outputs included)."""
+    dest = tmp_path / "ws"
+    shutil.copytree(built[0], dest, symlinks=True)
+    return dest
+
+
+def test_clean_repro_runs_every_stage_and_writes_every_table(built):
+    ws, ran = built
+    expected = stages(["download", "report"], CATS, {}) | {f"{s}@{c}" for s in ("prepare", "features") for c in CATS}
+    expected |= stages([], CATS, {"train": ["full"], "train_modules": ["baseline", "gfe"], "train_shuffle": ["shuffle"],
+                                  "train_layers": ["L3"], **ALL_SCORE})
+    assert ran == expected
+    tables = (ws / "reports" / "tables.md").read_text()
+    for title in ("Table 1", "Table 2", "Table 3", "Table 4"):
+        assert title in tables
+    metrics = json.loads((ws / "reports" / "metrics.json").read_text())
+    assert set(metrics) >= {"image_auroc", "pixel_auroc", "pro"}
+    assert all(0 <= metrics[k] <= 1 for k in ("image_auroc", "pixel_auroc", "pro"))
+
+
+def test_second_repro_runs_nothing(ws):
+    assert status(ws) == set()
+    assert repro(ws) == set()
+
+
+def test_lambda_reruns_only_shuffle_variants(ws):
+    set_params(ws, **{"ssl.lambda": 0.2})
+    assert status(ws) == stages([], CATS, SHUFFLE_TRAIN)  # directly affected: the three shuffle-loss trainings
+    assert repro(ws) == stages(["report"], CATS, {**SHUFFLE_TRAIN, **SHUFFLE_SCORE})
+
+
+def test_sigma_reruns_only_score_and_report(ws):
+    set_params(ws, **{"score.sigma": 2})
+    assert repro(ws) == stages(["report"], CATS, ALL_SCORE)
+
+
+def test_adding_a_category_adds_only_its_stages(ws):
+    set_params(ws, **{"data.categories": CATS + ["bottle"]})
+    ran = repro(ws)
+    assert ran == {"prepare@bottle", "features@bottle", "report"} | stages(
+        [], ["bottle"], {"train": ["full"], "train_modules": ["baseline", "gfe"], "train_shuffle": ["shuffle"],
+                       "train_layers": ["L3"], **ALL_SCORE})
+    assert "bottle" in (ws / "reports" / "tables.md").read_text()
+
+
+def test_exp_run_and_exp_show(ws):
+    out = dvc(ws, "exp", "run", "-S", "ssl.lambda=0.2")
+    assert "Running stage 'train_shuffle@tile-shuffle'" in out.stdout + out.stderr
+    assert "Running stage 'train_modules@tile-baseline'" not in out.stdout + out.stderr
+    show = dvc(ws, "exp", "show", "--md").stdout
+    for metric in ("image_auroc", "pixel_auroc", "pro"):
+        assert metric in show
+    assert "0.2" in show
+    shown = dvc(ws, "metrics", "show", "--json").stdout
+    assert "image_auroc" in shown
