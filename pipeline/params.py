@@ -21,6 +21,36 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LAYER_VARIANT = re.compile(r"^L([123]+)$")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, made to agree with DVC's YAML 1.2 reader (ruamel.yaml) on what params.yaml means:
+    ``1e-3`` is a float (YAML 1.1 reads it as a string), and a key given twice in one mapping is an error
+    (YAML 1.1 silently keeps the last value; DVC refuses the file)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` overrides are not duplicates
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = first.get(key)
+            except TypeError:
+                continue  # unhashable key: the base class reports it
+            if seen is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first at line {seen}); keep one", key_node.start_mark
+                )
+            first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def _int(lo: int | None = None, hi: int | None = None) -> Callable[[str, Any], Any]:
     def check(key: str, v: Any) -> Any:
         if isinstance(v, bool) or not isinstance(v, int):
@@ -119,7 +149,9 @@ def _layer_variants(key: str, v: Any) -> list[str]:
     for name in v:
         m = LAYER_VARIANT.match(name)
         if not m:
-            raise ConfigError(f"{key}: {name!r} is not a layer set; write L followed by layer digits, e.g. L1 or L123")
+            raise ConfigError(
+                f"{key}: {name!r} is not a layer set; write L followed by layer digits drawn from 1, 2, 3, e.g. L1 or L123"
+            )
         check_layers([int(c) for c in m.group(1)], f"{key} ({name})")
     return v
 
@@ -165,9 +197,13 @@ SCHEMA: dict[str, Any] = {
 
 
 def _validate(schema: dict, values: Any, prefix: str) -> dict:
-    where = prefix or "params.yaml"
+    if not prefix and values is None:
+        raise ConfigError(f"{PARAMS_FILE} is empty; restore it (e.g. `git checkout {PARAMS_FILE}`)")
     if not isinstance(values, dict):
-        raise ConfigError(f"{where} must be a mapping of keys, got {type(values).__name__}")
+        where = prefix.rstrip(".") or PARAMS_FILE
+        raise ConfigError(
+            f"{where} must be a mapping of keys ({', '.join(schema)}), got {type(values).__name__} {values!r}"
+        )
     for key in values:
         if key not in schema:
             close = difflib.get_close_matches(str(key), list(schema), n=1)
@@ -236,11 +272,11 @@ def validate_params(raw: Any) -> dict:
 def load_params(path: str | Path = PARAMS_FILE) -> dict:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_Loader)
     except FileNotFoundError:
         raise ConfigError(f"{path} not found; run from the project root (where dvc.yaml is)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{at}: {getattr(err, 'problem', err)}") from None
+        raise ConfigError(f"{path} is not valid YAML{at}: {getattr(err, 'problem', None) or err}; fix the file") from None
     return validate_params(raw)

@@ -47,6 +47,7 @@ def make_workspace(dest: str | Path, overrides: dict[str, Any] | None = None, *,
         run("git", "config", "user.name", "frad demo")
         run(sys.executable, "-m", "dvc", "init", "-q")
         run(sys.executable, "-m", "dvc", "config", "core.autostage", "false")
+        run(sys.executable, "-m", "dvc", "config", "core.analytics", "false")
         run("git", "add", "-A")
         run("git", "commit", "-q", "-m", "workspace")
     return dest

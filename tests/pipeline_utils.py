@@ -35,7 +35,7 @@ RUNNING = re.compile(r"Running stage '([^']+)'")
 
 def env() -> dict:
     bindir = str(Path(sys.executable).parent)
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "FRAD_WORKERS": "0", "OMP_NUM_THREADS": "1",
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "FRAD_WORKERS": "0", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
             "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
 
 

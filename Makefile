@@ -1,0 +1,29 @@
+# Everything runs inside .venv; `make <target>` sets it up first when needed.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup repro demo test bench clean-demo
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+repro: setup          ## the paper's Tables 1-4 (params.yaml as is: WRN50-2, 15 categories, 100 epochs; GPU advised)
+	dvc repro
+
+demo: setup           ## offline quick demo: synthetic data, EfficientNet-Lite0 ImageNet weights, CPU
+	HF_HUB_OFFLINE=1 $(PY) -m pipeline.demo --force
+
+test: setup           ## the test suite CI runs
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+bench: setup          ## speed benchmark (python -m frad.bench --help for options)
+	$(PY) -m frad.bench
+
+clean-demo:
+	rm -rf demo
