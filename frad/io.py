@@ -5,6 +5,7 @@ A killed process therefore never leaves a file or folder under its final name th
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -19,6 +20,8 @@ def atomic_path(target: str | os.PathLike, *, is_dir: bool = False) -> Iterator[
     on error it is removed."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):  # left by a killed run (SIGKILL)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp makes it 0700; outputs should read like any other file
     path = tmp if is_dir else tmp / target.name

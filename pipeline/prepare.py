@@ -41,6 +41,7 @@ def run(params: dict, category: str) -> Path:
             DATASETS, category, s["seed"], n_train=s["n_train"], n_test_good=s["n_test_good"],
             n_test_defect_per_type=s["n_test_defect"], size=s["size"],
         )
+        check_files(index_category(DATASETS, category))
     else:
         if source == "folder":
             root = Path(d["root"]).expanduser().resolve()
@@ -55,10 +56,10 @@ def run(params: dict, category: str) -> Path:
                 )
             real = EXTRACTED / category
             link_target = Path(os.path.relpath(real.resolve(), DATASETS.resolve()))  # relative: the repo can move
-        index_category(real.parent, category)  # validate before linking (an unknown name lists the ones present)
+        # Validate the real files before linking: an unknown name lists the ones present, a bad file is named
+        # by its real path, and a failure leaves no link behind.
+        check_files(index_category(real.parent, category))
         _link(link_target, out)
-    index = index_category(DATASETS, category)
-    check_files(index)
     return out
 
 

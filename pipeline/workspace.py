@@ -48,6 +48,7 @@ def make_workspace(dest: str | Path, overrides: dict[str, Any] | None = None, *,
         run(sys.executable, "-m", "dvc", "init", "-q")
         run(sys.executable, "-m", "dvc", "config", "core.autostage", "false")
         run(sys.executable, "-m", "dvc", "config", "core.analytics", "false")
+        shutil.copy2(PROJECT / ".dvcignore", dest / ".dvcignore")
         run("git", "add", "-A")
         run("git", "commit", "-q", "-m", "workspace")
     return dest
