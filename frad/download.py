@@ -14,6 +14,8 @@ what is wrong, which file/URL/member, what to do.
 """
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import http.client
 import json
@@ -387,6 +389,33 @@ class _Seen:
 _Filter = Callable[[tarfile.TarInfo, str], "tarfile.TarInfo | None"]
 
 
+_HAS_FILTERS = hasattr(tarfile, "data_filter")  # extraction filters: Python >= 3.11.4
+
+
+def _fallback_filter(archive: Path, member: tarfile.TarInfo, changes: dict[str, str], dest_path: str) -> tarfile.TarInfo:
+    """What tarfile.data_filter refuses, for Pythons without it: special files, links leaving the target."""
+    if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+        raise _refuse(archive, member, "device file or fifo")
+    out = copy.copy(member)
+    for key, value in changes.items():
+        setattr(out, key, value)
+    dest = os.path.realpath(dest_path)
+    if out.issym():
+        if os.path.isabs(out.linkname):
+            raise _refuse(archive, member, f"link to absolute path {member.linkname!r}")
+        where = os.path.realpath(os.path.join(dest, os.path.dirname(out.name), out.linkname))
+        if os.path.commonpath([dest, where]) != dest:
+            raise _refuse(archive, member, f"symlink to {member.linkname!r} leaves the target directory")
+    elif out.islnk():
+        where = os.path.realpath(os.path.join(dest, out.linkname))
+        if os.path.commonpath([dest, where]) != dest:
+            raise _refuse(archive, member, f"hardlink to {member.linkname!r} leaves the target directory")
+    if os.path.commonpath([dest, os.path.realpath(os.path.join(dest, out.name))]) != dest:
+        raise _refuse(archive, member, "path leaves the target directory")
+    out.mode &= 0o755 if out.isdir() or out.mode & 0o100 else 0o644
+    return out
+
+
 def _member_filter(archive: Path, strip_prefix: str | None, seen: _Seen) -> _Filter:
     """tarfile extraction filter: our checks, then the stdlib ``data`` filter (links, special files)."""
     prefix = strip_prefix.strip("/") if strip_prefix else None
@@ -416,6 +445,9 @@ def _member_filter(archive: Path, strip_prefix: str | None, seen: _Seen) -> _Fil
             if not linkname:
                 raise _refuse(archive, member, f"hardlink to {member.linkname!r} outside {strip_prefix!r}")
             changes["linkname"] = linkname
+        if not _HAS_FILTERS:  # Python < 3.11.4: the same checks by hand
+            seen.kept += 1
+            return _fallback_filter(archive, member, changes, dest_path)
         try:
             filtered = tarfile.data_filter(member.replace(**changes, deep=False), dest_path)
         except tarfile.SpecialFileError:
@@ -452,7 +484,12 @@ def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str]
     try:
         with _open_archive(archive) as tar:
             try:
-                tar.extractall(tmp, filter=_member_filter(archive, strip_prefix, seen))
+                check = _member_filter(archive, strip_prefix, seen)
+                if _HAS_FILTERS:
+                    tar.extractall(tmp, filter=check)
+                else:
+                    members = [m for m in (check(m, str(tmp)) for m in tar) if m is not None]
+                    tar.extractall(tmp, members=members)
                 while tar.fileobj.read(1 << 20):  # read to the end: lets xz/gzip verify their checksums
                     pass
             except _CORRUPT_ERRORS as err:
