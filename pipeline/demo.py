@@ -40,7 +40,8 @@ def main() -> None:
         shutil.rmtree(dest)
     make_workspace(dest, DEMO_PARAMS)
     # Stage commands call `python`/`dvc`: use the ones of this interpreter's environment.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # Tiny models on a laptop CPU: one OpenMP thread per stage avoids oversubscription stalls.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.time()
     rc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=dest, env=env).returncode
     if rc:
