@@ -1,0 +1,172 @@
+"""frad.bench: the --quick smoke run writes one complete table; and the feature cache really makes
+every model/scoring variant free of backbone forwards (λ, GFE, K, epochs, σ, layer sets)."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from frad import bench
+from frad.backbone import Backbone
+
+STAGES = ("backbone", "training", "scoring", "metrics")
+
+
+def test_quick_benchmark_writes_a_complete_table(tmp_path):
+    """Tiny sizes on the CPU, every row in its own worker process. EfficientNet-Lite0 with random
+    weights keeps it fast and still takes the 'accuracy measured on another net' branch."""
+    out, raw = tmp_path / "reports" / "bench.md", tmp_path / "bench.json"
+    code = bench.main(["--quick", "--device", "cpu", "--backbone", "tf_efficientnet_lite0", "--weights", "random",
+                       "--out", str(out), "--json", str(raw)])
+    assert code == 0
+    text = out.read_text()
+    assert text.startswith("# frad speed benchmark")
+    for needle in ("- device: CPU", "- date:", "torch " + torch.__version__, "CPUs available", "--quick",
+                   "measured on tf_efficientnet_lite0 with imagenet weights", "FAILED"):
+        assert (needle in text) == (needle != "FAILED"), needle
+
+    rows = json.loads(raw.read_text())["rows"]
+    labels = [(r["stage"], r["variant"]) for r in rows]
+    assert [s for s, _ in labels] == ["backbone"] * 3 + ["training", "scoring"] + ["metrics"] * 3
+    variants = " | ".join(v for s, v in labels if s == "backbone")
+    for v in ("fp32, eager, NCHW (naive)", "fp32, eager, channels_last", "bf16 autocast, eager, channels_last"):
+        assert v in variants
+    for r in rows:
+        assert r["error"] is None, r
+        assert r["throughput"] > 0 and r["time_s"] > 0 and r["peak_mib"] > 0, r
+        if r["stage"] == "backbone":
+            assert r["speedup"] > 0
+            mean, low = r["cos"]
+            assert 0.99 < low <= mean <= 1 + 1e-9, r["cos"]
+    assert sum("← fast path" in v for _, v in labels) == 1
+
+    # one Markdown table, one line per row, positive numbers in the throughput and time cells
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(rows)
+    for line in table[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        for cell in cells[2:4]:
+            value = float(re.match(r"[0-9.]+", cell).group())
+            assert value > 0, line
+
+
+def test_grids_keep_the_paper_k_when_the_map_allows():
+    assert bench.grids(32) == (4, 4)  # 256² input, L = {2, 3}
+    assert bench.grids(8) == (2, 4)
+    assert bench.grids(4) == (1, 4)
+    assert bench.grids(32, (36, 36, 36)) == (2, 4)  # GFE K also needs every width to be a multiple of K²
+    assert bench.grids(32, (30, 30, 30)) == (1, 4)
+
+
+
+# --------------------------------------------------------------------------- cached features
+
+
+@pytest.fixture
+def cached_workspace(tmp_path, monkeypatch):
+    """A TINY synthetic workspace whose download/prepare/features stages ran in-process."""
+    from pipeline import download, features, prepare
+    from pipeline.params import load_params
+    from pipeline.workspace import make_workspace
+    from pipeline_utils import TINY
+
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: a second thread only adds barrier waits on a busy machine
+    ws = make_workspace(tmp_path / "ws", TINY, git=False)
+    monkeypatch.chdir(ws)
+    params = load_params()
+    category = params["data"]["categories"][0]
+    forwards = count_forwards(monkeypatch)
+    download.run(params)
+    prepare.run(params, category)
+    features.run(params, category)
+    assert forwards, "the features stage ran no backbone forward: the spy does not see them"
+    forwards.clear()
+    yield ws, params, category, forwards
+    torch.use_deterministic_algorithms(deterministic)  # CPU training switches it on globally
+    torch.set_num_threads(threads)
+
+
+def count_forwards(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    original = Backbone.forward
+
+    def forward(self, x):
+        calls.append(len(x))
+        return original(self, x)
+
+    monkeypatch.setattr(Backbone, "forward", forward)
+    return calls
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, monkeypatch):
+    from pipeline import score, train
+    from pipeline.params import validate_params
+
+    ws, params, category, forwards = cached_workspace
+    cache_dir = ws / "data" / "features" / category
+    before = snapshot(cache_dir)
+    assert {"train_l1.npy", "train_l2.npy", "train_l3.npy", "test_l2.npy", "test_l3.npy"} <= set(before)
+
+    loaded: list[Path] = []
+    real_load = np.load
+
+    def spy_load(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)):
+            loaded.append(Path(file).resolve())
+        return real_load(file, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", spy_load)
+
+    def variant(**dotted) -> dict:
+        p = copy.deepcopy(params)
+        for key, value in dotted.items():
+            node = p
+            *parents, last = key.split(".")
+            for k in parents:
+                node = node[k]
+            node[last] = value
+        return validate_params(p)
+
+    def train_and_score(p: dict, name: str, do_train: bool = True) -> dict:
+        if do_train:
+            train.run(p, category, name)
+        result = score.run(p, category, name)
+        assert result["variant"] == name and 0 <= result["pixel_auroc"] <= 1
+        return result
+
+    train_and_score(params, "full")
+    for p in (
+        variant(**{"ssl.lambda": 0.5}),
+        variant(**{"model.gfe": False}),
+        # K of the GFE grid (L3's 4x4 map cannot take K=2: out of the ablation) and of the shuffle grid
+        variant(**{"model.grid": 2, "ssl.grid": 4, "ablation.layers": ["L2"]}),
+        variant(**{"train.epochs": 2}),
+    ):
+        train.run(p, category, "full")
+    train_and_score(variant(**{"score.sigma": 2}), "full", do_train=False)
+    assert forwards == [], f"{len(forwards)} backbone forwards while changing λ, GFE, K, epochs or σ"
+
+    # two layer sets read their own per-layer files of the one cache, and nothing is rewritten
+    by_layers = {}
+    for name in ("L2", "L3"):
+        loaded.clear()
+        train_and_score(params, name)
+        by_layers[name] = {p.name for p in loaded
+                           if p.parent == cache_dir.resolve() and re.fullmatch(r"(train|test)_l\d\.npy", p.name)}
+    assert by_layers["L2"] == {"train_l2.npy", "test_l2.npy"}
+    assert by_layers["L3"] == {"train_l3.npy", "test_l3.npy"}
+    assert forwards == []
+    assert snapshot(cache_dir) == before, "the per-layer cache files were rewritten or changed"
+    assert sorted(p.name for p in (ws / "data" / "features").iterdir()) == [category]
