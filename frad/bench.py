@@ -2,7 +2,7 @@
 
     python -m frad.bench [--device cpu|cuda|auto] [--backbone wide_resnet50_2] [--weights random]
                          [--batch-size 16] [--image-size 256] [--layers 2,3] [--channels 512]
-                         [--train-images 209] [--epochs 1] [--train-steps N] [--test-images 32]
+                         [--train-images 209] [--epochs 2] [--train-steps N] [--test-images 32]
                          [--metrics-n 1725] [--compile] [--quick] [--out reports/benchmark.md]
 
 Rows (all measured in the same run on the same machine):
@@ -162,7 +162,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--widths", type=_widths, default=None,
                    help="reconstruction-net widths (256,256,256 = the model default)")
     p.add_argument("--train-images", type=_positive, default=None, help="train set size (209 = MVTec bottle)")
-    p.add_argument("--epochs", type=_positive, default=None, help="epochs to time (1)")
+    p.add_argument("--epochs", type=_positive, default=None, help="epochs to time when --train-steps is 0 (2)")
     p.add_argument("--train-steps", type=int, default=None,
                    help="time this many training steps and extrapolate s/epoch; 0 = time whole epochs "
                         "(default: 3 on CPU, 0 on CUDA)")
@@ -197,7 +197,7 @@ def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settin
     """Fill the defaults (full or ``--quick``) that were not given explicitly."""
     device = resolve_device(ns.device)
     full = dict(batch_size=16, image_size=256, layers=(2, 3), channels=512, widths=(256, 256, 256),
-                train_images=209, epochs=1,
+                train_images=209, epochs=2,
                 train_steps=0 if device.startswith("cuda") else 3, test_images=32, metrics_n=1725,
                 metrics_size=256, reps=2, accuracy_images=8, threads=0)
     quick = dict(batch_size=2, image_size=64, layers=(2, 3), channels=64, widths=(32, 32, 32),
@@ -467,13 +467,20 @@ def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
         "walls": walls, "cpus": cpus, "s_per_batch": walls[best], "cpu_s_per_batch": cpus[best],
         "img_s": batch / walls[best], "first_call_s": first_s, **mem.record(),
     }
-    # fused-feature cosine vs naive fp32 on this very net (informative when its weights are random)
+    # fused-feature cosine vs naive fp32 on this very net: the accuracy number when its weights are real,
+    # for information only when they are random
     if variant != NAIVE:
-        if variant.compile or not native:
-            xa, got = x, last  # the timed batch: another batch size would compile / prepare kernels again
+        random_weights = settings.weights == "random"
+        if variant.compile:  # test renders in the timed batch size: another size would compile again
+            xa = _images(batch, settings.image_size, backbone.mean, backbone.std, split="test").to(dev)
+        elif random_weights and not native:
+            xa = None  # emulated precision: reuse the timed batch rather than prepare kernels for a new size
         else:
-            n_acc = min(settings.accuracy_images, 2) if settings.weights == "random" else settings.accuracy_images
+            n_acc = min(settings.accuracy_images, 2) if random_weights else settings.accuracy_images
             xa = _images(n_acc, settings.image_size, backbone.mean, backbone.std, split="test").to(dev)
+        if xa is None:
+            xa, got = x, last
+        else:
             with torch.inference_mode():
                 got = run(xa)
         ref_bb = _as_variant(backbone, NAIVE)
@@ -908,7 +915,7 @@ def _header(settings: Settings, device_name: str, started: _dt.datetime, load_st
         native = "yes" if native_low_precision(dev, "bf16") else "no (bf16 autocast is emulated)"
         threads = settings.threads or torch.get_num_threads()
         device = (f"CPU {device_name}, {torch.backends.cpu.get_cpu_capability()}, native bf16: {native}, "
-                  f"{threads} torch threads" + (" (--threads)" if settings.threads else ""))
+                  f"torch threads: {threads}" + (" (--threads)" if settings.threads else ""))
     args = " ".join(shlex.quote(a) for a in settings.argv) or "(defaults)"
     return [
         f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')}",
@@ -934,7 +941,8 @@ def _notes(settings: Settings, variants: list[Variant], results: dict[str, dict[
         f"Backbone rows: best of {settings.reps} timed batches of {settings.batch_size} after a warm-up, "
         "input already on the device, outputs are the float32 per-layer maps; speed-up is img/s over the naive row.",
         f"Fused cos = cosine similarity per position between the fused features z (fuse_features to C={settings.channels}, "
-        f"eq. 1–3) of the variant and of the naive fp32 path, mean / min over {acc_images} synthetic images × positions, "
+        f"eq. 1–3) of the variant and of the naive fp32 path, mean / min over {acc_images} synthetic test images × "
+        "positions (compiled variants on the bench net: those renders repeated to the timed batch size), "
         f"measured on {accuracy_net[0]} with {accuracy_net[1]} weights"
         + (f" (the benchmarked {settings.backbone} only has random weights here; its own values are in the "
            "notes column)" if settings.weights == "random" else "")
@@ -961,7 +969,7 @@ def _notes(settings: Settings, variants: list[Variant], results: dict[str, dict[
         notes.append("This CPU has no native bf16 (no AVX512-BF16/AMX): bf16 autocast runs emulated and is slower "
                      "than fp32; it is timed on a smaller batch to keep the run short.")
     if not settings.compile:
-        notes.append("torch.compile was not timed (add --compile; it compiles for about a minute per process).")
+        notes.append("torch.compile was not timed (add --compile; compiling takes tens of seconds per process).")
     mem = ("peak GPU memory allocated by torch (torch.cuda.max_memory_allocated) over the timed part, "
            "in brackets its rise above what the row's process had allocated before building its model and data"
            if settings.is_cuda else
