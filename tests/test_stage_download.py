@@ -41,6 +41,16 @@ def _workspace(tmp_path, url: str, sha: str, source: str = "mvtec", **extra):
                                             "data.textures": [], "data.url": url, "data.sha256": sha, **extra})
 
 
+def _archive_workspace(archive: bytes, tmp_path, monkeypatch, sha: str | None = None, **extra):
+    """Workspace with data.source: archive on a local copy of ``archive``, entered with chdir."""
+    local = tmp_path / "copy.tar.xz"
+    local.write_bytes(archive)
+    ws = _workspace(tmp_path, "http://127.0.0.1:9/unused", sha or hashlib.sha256(archive).hexdigest(),
+                    source="archive", **{"data.archive": str(local), **extra})
+    monkeypatch.chdir(ws)
+    return ws
+
+
 def test_dvc_download_resumes_an_interrupted_transfer_then_prepares(archive, tmp_path):
     sha = hashlib.sha256(archive).hexdigest()
     with FileServer(archive) as server:
@@ -72,11 +82,7 @@ def test_corrupted_download_is_rejected_and_nothing_is_extracted(archive, tmp_pa
 
 
 def test_archive_source_verifies_local_copy_and_extracts(archive, tmp_path, monkeypatch):
-    local = tmp_path / "copy.tar.xz"
-    local.write_bytes(archive)
-    ws = _workspace(tmp_path, "http://127.0.0.1:9/unused", hashlib.sha256(archive).hexdigest(), source="archive",
-                    **{"data.archive": str(local)})
-    monkeypatch.chdir(ws)
+    ws = _archive_workspace(archive, tmp_path, monkeypatch)
     params = load_params()
     download_stage.run(params)
     prepare_stage.run(params, "bottle")
@@ -85,21 +91,14 @@ def test_archive_source_verifies_local_copy_and_extracts(archive, tmp_path, monk
 
 
 def test_archive_source_with_wrong_checksum_fails(archive, tmp_path, monkeypatch):
-    local = tmp_path / "copy.tar.xz"
-    local.write_bytes(archive)
-    ws = _workspace(tmp_path, "http://127.0.0.1:9/unused", "0" * 64, source="archive", **{"data.archive": str(local)})
-    monkeypatch.chdir(ws)
+    ws = _archive_workspace(archive, tmp_path, monkeypatch, sha="0" * 64)
     with pytest.raises(DownloadError):
         download_stage.run(load_params())
     assert not (ws / "data/raw/mvtec_ad").exists()
 
 
 def test_unknown_mvtec_category_is_named(archive, tmp_path, monkeypatch):
-    local = tmp_path / "copy.tar.xz"
-    local.write_bytes(archive)
-    ws = _workspace(tmp_path, "http://127.0.0.1:9/unused", hashlib.sha256(archive).hexdigest(), source="archive",
-                    **{"data.archive": str(local), "data.categories": ["bottel"]})
-    monkeypatch.chdir(ws)
+    ws = _archive_workspace(archive, tmp_path, monkeypatch, **{"data.categories": ["bottel"]})
     params = load_params()
     download_stage.run(params)
     proc = dvc(ws, "repro", "prepare@bottel", check=False)
