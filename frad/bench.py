@@ -1,8 +1,8 @@
 """End-to-end speed benchmark of frad: backbone, training, scoring and metrics, in one run, one table.
 
     python -m frad.bench [--device cpu|cuda|auto] [--backbone wide_resnet50_2] [--weights random]
-                         [--batch-size 16] [--image-size 256] [--layers 2,3] [--channels 512]
-                         [--train-images 209] [--epochs 2] [--train-steps N] [--test-images 32]
+                         [--batch-size 16] [--infer-batch-size N] [--image-size 256] [--layers 2,3]
+                         [--channels 512] [--train-images 209] [--epochs N] [--train-steps N] [--test-images N]
                          [--metrics-n 1725] [--compile] [--quick] [--out reports/benchmark.md]
 
 Rows (all measured in the same run on the same machine):
@@ -54,9 +54,13 @@ import torch.nn.functional as F
 __all__ = ["Settings", "Variant", "BenchResult", "run_benchmark", "main", "resolve_settings", "parse_args"]
 
 ACCURACY_NET = ("tf_efficientnet_lite0", "imagenet")  # real weights shipped offline (pip package)
+SECTIONS = ("ceiling", "backbone", "training", "scoring", "metrics")  # row groups, for --only
+_SKIPPED = "skipped (--only)"
 COS_TARGET = 0.999  # fused-feature cosine (mean per position) the fast path must keep
 SPEEDUP_TARGET = 2.5  # backbone fast path vs naive fp32 eager (issue target)
 METRICS_TARGET_S = 5.0  # AU-PRO + pixel AUROC on 1,725 maps of 256² (issue target)
+GPU_SCORE_TARGET = 1500.0  # img/s, scoring on an H100/H200 (issue target)
+GPU_TRAIN_TARGET_S = 60.0  # one category (209 images), 100 epochs, on an H100/H200 (issue target)
 
 # Dense bf16 tensor-core peak (TFLOP/s, no sparsity) by GPU name fragment, most specific first.
 GPU_BF16_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
@@ -94,7 +98,8 @@ class Settings:
     device: str  # resolved: "cpu" or "cuda[:N]"
     backbone: str
     weights: str
-    batch_size: int
+    batch_size: int  # training batch (the paper's 16)
+    infer_batch_size: int  # backbone and scoring rows
     image_size: int
     layers: tuple[int, ...]
     channels: int
@@ -111,6 +116,7 @@ class Settings:
     threads: int  # torch intra-op threads in every row; 0 = torch's default
     compile: bool
     quick: bool
+    only: tuple[str, ...]
     isolate: bool
     seed: int
     out: str
@@ -142,6 +148,14 @@ def _widths(text: str) -> tuple[int, int, int]:
     return out  # type: ignore[return-value]
 
 
+def _sections(text: str) -> tuple[str, ...]:
+    out = tuple(t for t in text.replace(" ", "").split(",") if t)
+    bad = [t for t in out if t not in SECTIONS]
+    if not out or bad:
+        raise argparse.ArgumentTypeError(f"--only takes a comma list drawn from {','.join(SECTIONS)} (got {text!r})")
+    return out
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -155,18 +169,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backbone", default="wide_resnet50_2", choices=("wide_resnet50_2", "tf_efficientnet_lite0"))
     p.add_argument("--weights", default=None,
                    help="random | imagenet | path (default: random for wide_resnet50_2, imagenet otherwise)")
-    p.add_argument("--batch-size", type=_positive, default=None, help="backbone/scoring/training batch (16)")
+    p.add_argument("--batch-size", type=_positive, default=None, help="training batch (16, §2.3)")
+    p.add_argument("--infer-batch-size", type=_positive, default=None,
+                   help="backbone and scoring batch (default: --batch-size on CPU, 64 on CUDA)")
     p.add_argument("--image-size", type=_positive, default=None, help="input side (256)")
     p.add_argument("--layers", type=_layers, default=None, help="layer set L (2,3)")
     p.add_argument("--channels", type=_positive, default=None, help="fused channels C (512)")
     p.add_argument("--widths", type=_widths, default=None,
                    help="reconstruction-net widths (256,256,256 = the model default)")
     p.add_argument("--train-images", type=_positive, default=None, help="train set size (209 = MVTec bottle)")
-    p.add_argument("--epochs", type=_positive, default=None, help="epochs to time when --train-steps is 0 (2)")
+    p.add_argument("--epochs", type=_positive, default=None,
+                   help="epochs to time when --train-steps is 0 (default: 2 on CPU, 100 = a whole run on CUDA)")
     p.add_argument("--train-steps", type=int, default=None,
                    help="time this many training steps and extrapolate s/epoch; 0 = time whole epochs "
                         "(default: 3 on CPU, 0 on CUDA)")
-    p.add_argument("--test-images", type=_positive, default=None, help="images scored (32)")
+    p.add_argument("--test-images", type=_positive, default=None,
+                   help="images scored (default: 32 on CPU, 1024 on CUDA)")
     p.add_argument("--metrics-n", type=_positive, default=None, help="maps for AU-PRO/pixel AUROC (1725)")
     p.add_argument("--metrics-size", type=_positive, default=None, help="map side for the metrics (256)")
     p.add_argument("--sigma", type=float, default=4.0, help="Gaussian σ of the scoring blur (4)")
@@ -177,6 +195,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "a busy machine mostly wait on thread barriers)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
+    p.add_argument("--only", type=_sections, default=SECTIONS,
+                   help=f"run only these row groups, comma-separated from {','.join(SECTIONS)} (default: all; "
+                        "scoring then uses the naive backbone path unless backbone runs too)")
     p.add_argument("--no-isolate", dest="isolate", action="store_false",
                    help="run every row in this process (memory numbers then share one process)")
     p.add_argument("--seed", type=int, default=0)
@@ -196,11 +217,12 @@ def resolve_device(name: str) -> str:
 def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settings:
     """Fill the defaults (full or ``--quick``) that were not given explicitly."""
     device = resolve_device(ns.device)
-    full = dict(batch_size=16, image_size=256, layers=(2, 3), channels=512, widths=(256, 256, 256),
-                train_images=209, epochs=2,
-                train_steps=0 if device.startswith("cuda") else 3, test_images=32, metrics_n=1725,
-                metrics_size=256, reps=2, accuracy_images=8, threads=0)
-    quick = dict(batch_size=2, image_size=64, layers=(2, 3), channels=64, widths=(32, 32, 32),
+    cuda = device.startswith("cuda")
+    full = dict(batch_size=16, infer_batch_size=64 if cuda else None, image_size=256, layers=(2, 3), channels=512,
+                widths=(256, 256, 256), train_images=209, epochs=100 if cuda else 2,
+                train_steps=0 if cuda else 3, test_images=1024 if cuda else 32, metrics_n=1725,
+                metrics_size=256, reps=5 if cuda else 2, accuracy_images=8, threads=0)
+    quick = dict(batch_size=2, infer_batch_size=None, image_size=64, layers=(2, 3), channels=64, widths=(32, 32, 32),
                  train_images=2, epochs=1,
                  train_steps=0, test_images=2, metrics_n=24, metrics_size=64, reps=1, accuracy_images=2, threads=1)
     defaults = quick if ns.quick else full
@@ -208,8 +230,10 @@ def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settin
     weights = ns.weights or ("random" if ns.backbone == "wide_resnet50_2" else "imagenet")
     if values["train_steps"] < 0:
         raise SystemExit("error: --train-steps must be >= 0")
+    if values["infer_batch_size"] is None:
+        values["infer_batch_size"] = values["batch_size"]
     return Settings(device=device, backbone=ns.backbone, weights=weights, sigma=ns.sigma, compile=ns.compile,
-                    quick=ns.quick, isolate=ns.isolate, seed=ns.seed, out=ns.out, json_out=ns.json_out,
+                    quick=ns.quick, only=tuple(ns.only), isolate=ns.isolate, seed=ns.seed, out=ns.out, json_out=ns.json_out,
                     argv=tuple(argv), **values)
 
 
@@ -444,7 +468,7 @@ def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
     start = memory_now(dev)
     backbone, run = _build_backbone(settings.backbone, settings.weights, settings.layers, variant, dev, settings.seed)
     native = native_low_precision(dev, variant.precision)
-    batch, reps = settings.batch_size, settings.reps
+    batch, reps = settings.infer_batch_size, settings.reps
     note = []
     if not native:
         # emulated bf16/fp16 on this CPU is several times slower: time a smaller batch, once
@@ -599,7 +623,7 @@ def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
     gfe_grid = grids(side, settings.widths)[0]
     model = ReconstructionNet(ModelConfig(in_channels=settings.channels, widths=settings.widths,
                                           gfe_grid=gfe_grid)).to(dev).eval()
-    bs = settings.batch_size
+    bs = settings.infer_batch_size
     images = _images(settings.test_images, settings.image_size, backbone.mean, backbone.std, split="test")
 
     def score(x: torch.Tensor) -> torch.Tensor:
@@ -624,6 +648,26 @@ def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
                           + _recon_flops(settings.channels, settings.widths, side, train=False, gfe_grid=gfe_grid)) / 1e9,
         **mem.record(),
     }
+
+
+def job_peak(settings: Settings) -> dict[str, Any]:
+    """Measured matrix-product ceiling of this device (TFLOP/s of one large square product, best of a few):
+    fp32 on the CPU (the backbone rows' arithmetic), fp32 and bf16 on CUDA. The achieved rates of the
+    other rows are quoted against it, so a speed-up target can be read against what the hardware allows."""
+    _quiet()
+    dev = _device(settings)
+    n = 256 if settings.quick else (8192 if dev.type == "cuda" else 2048)
+    dtypes = {"fp32": torch.float32} if dev.type == "cpu" else {"fp32": torch.float32, "bf16": torch.bfloat16}
+    out: dict[str, Any] = {"n": n}
+    gen = torch.Generator(device="cpu").manual_seed(settings.seed)
+    for name, dtype in dtypes.items():
+        a = torch.randn(n, n, generator=gen).to(dev, dtype)  # random data: zeros run faster than real data
+        b = torch.randn(n, n, generator=gen).to(dev, dtype)
+        torch.mm(a, b)  # warm-up
+        reps = 10 if dev.type == "cuda" else 3
+        walls, _, _ = _timed(lambda: torch.mm(a, b), dev, reps)
+        out[name] = 2 * n**3 / min(walls) / 1e12
+    return out
 
 
 def job_metrics(settings: Settings) -> dict[str, Any]:
@@ -741,15 +785,26 @@ def _gpu_peak(name: str) -> float | None:
     return None
 
 
-def _achieved(flops_per_item: float | None, items_per_s: float | None, settings: Settings, device_name: str) -> str:
+def _achieved(flops_per_item: float | None, items_per_s: float | None, settings: Settings, device_name: str,
+              peak: dict[str, Any] | None = None, precision: str = "fp32") -> str:
+    """Achieved FLOP rate, as a share of the measured matrix-product ceiling (and of the datasheet's
+    dense bf16 peak on a known GPU)."""
     if not flops_per_item or not items_per_s:
         return ""
-    rate = flops_per_item * 1e9 * items_per_s
+    rate = flops_per_item * 1e9 * items_per_s / 1e12  # TFLOP/s
+    ceiling_key = "bf16" if settings.is_cuda and precision in ("bf16", "fp16") else "fp32"
+    measured = (peak or {}).get(ceiling_key)
+    shares = []
+    if measured:
+        shares.append(f"{100 * rate / measured:.0f}% of the measured {ceiling_key} matmul ceiling")
     if settings.is_cuda:
-        peak = _gpu_peak(device_name)
-        extra = f" of ~{peak:.0f} bf16 dense peak" if peak else ""
-        return f"{rate / 1e12:.1f} TFLOP/s{extra}"
-    return f"{_fmt(rate / 1e9)} GFLOP/s"
+        sheet = _gpu_peak(device_name)
+        if sheet:
+            shares.append(f"{100 * rate / sheet:.1f}% of the ~{sheet:.0f} TFLOP/s dense bf16 datasheet peak")
+        text = f"{rate:.1f} TFLOP/s"
+    else:
+        text = f"{_fmt(rate * 1e3)} GFLOP/s"
+    return text + (f" ({', '.join(shares)})" if shares else "")
 
 
 def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> BenchResult:
@@ -763,6 +818,10 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
     bb_name = f"{settings.backbone} ({settings.weights} weights)"
 
     def attempt(what: str, fn: Callable[..., dict[str, Any]], *args: Any) -> tuple[dict[str, Any] | None, str | None]:
+        section = {job_peak: "ceiling", job_backbone: "backbone", job_accuracy: "backbone", job_train: "training",
+                   job_score: "scoring", job_metrics: "metrics"}[fn]
+        if section not in settings.only:
+            return None, _SKIPPED
         log(f"[frad.bench] {what} ...")
         t0 = time.perf_counter()
         try:
@@ -774,8 +833,21 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
         log(f"[frad.bench] {what} done in {time.perf_counter() - t0:.0f} s")
         return res, None
 
+    # ---- the device's measured matrix-product ceiling (what the achieved rates are quoted against)
+    peak, err = attempt("matmul ceiling", job_peak)
+    row = Row("ceiling", "", unit="TFLOP/s", error=err)
+    if peak is not None:
+        kinds = [k for k in ("fp32", "bf16") if k in peak]
+        row.variant = f"{' and '.join(kinds)} matmul {peak['n']}×{peak['n']}"
+        row.throughput = peak[kinds[-1]]
+        row.unit = f"TFLOP/s {kinds[-1]}"
+        row.note = "; ".join(f"{k}: {peak[k]:.3g} TFLOP/s" for k in kinds) + "; best of several products, random data"
+        row.raw = peak
+    rows.append(row)
+
     # ---- backbone variants
     results: dict[str, dict[str, Any]] = {}
+    bb_rows: list[Row] = []
     for v in variants:
         res, err = attempt(f"backbone {v.label}", job_backbone, v)
         row = Row("backbone", v.label + (" (naive)" if v == NAIVE else ""), unit="img/s", time_unit="s/batch",
@@ -786,7 +858,8 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
             row.time_unit = f"s/batch of {res['batch']}"
             row.peak_mib, row.delta_mib, row.mem_kind = res["peak_mib"], res["delta_mib"], res["mem_kind"]
             row.raw = res
-        rows.append(row)
+        bb_rows.append(row)
+    rows.extend(bb_rows)
 
     # ---- accuracy of the fused features on a net with real weights
     accuracy_net = (settings.backbone, settings.weights)
@@ -803,7 +876,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
             rows.append(Row("accuracy", f"{ACCURACY_NET[0]} ({ACCURACY_NET[1]})", error=err))
     naive = results.get(NAIVE.key)
     gflop_img = naive.get("gflop_per_img") if naive else None
-    for v, row in zip(variants, rows):
+    for v, row in zip(variants, bb_rows):
         res = results.get(v.key)
         if res is None:
             continue
@@ -818,7 +891,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
                          f"{_cos(tuple(res['cos_own']))}")
         if not settings.is_cuda:
             parts.append(f"CPU time {res['cpu_s_per_batch']:.2f} s/batch")
-        achieved = _achieved(gflop_img, res["img_s"], settings, device_name)
+        achieved = _achieved(gflop_img, res["img_s"], settings, device_name, peak, v.precision)
         if achieved:
             parts.append(achieved)
         row.note = "; ".join(parts)
@@ -826,7 +899,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
     # ---- fast path: the fastest variant that keeps the fused features (mean cos >= COS_TARGET)
     eligible = [v for v in variants if v.key in results and acc.get(v.key) and acc[v.key][0] >= COS_TARGET]
     fast = max(eligible, key=lambda v: results[v.key]["img_s"], default=None)  # naive (cos 1) competes too
-    for v, row in zip(variants, rows):
+    for v, row in zip(variants, bb_rows):
         if fast is not None and v == fast:
             row.variant += " ← fast path"
     fast_for_scoring = fast or NAIVE
@@ -843,10 +916,16 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
         row.peak_mib, row.delta_mib, row.mem_kind = res["peak_mib"], res["delta_mib"], res["mem_kind"]
         how = (f"extrapolated to {settings.train_images} images from {res['steps_timed']} timed steps"
                if res["extrapolated"] else f"{settings.train_images} images, mean of {res['epochs']} epoch(s)")
-        parts = [how, f"{res['gflop_per_sample']:.1f} GFLOP/sample"]
-        achieved = _achieved(res["gflop_per_sample"], res["samples_s"], settings, device_name)
+        run_100 = 100 * row.time_s
+        measured_100 = not res["extrapolated"] and res["epochs"] == 100
+        parts = [how, f"100 epochs: {run_100:.0f} s ({'measured' if measured_100 else 'extrapolated'})",
+                 f"{res['gflop_per_sample']:.1f} GFLOP/sample"]
+        achieved = _achieved(res["gflop_per_sample"], res["samples_s"], settings, device_name, peak)
         if achieved:
             parts.append(achieved)
+        if settings.is_cuda and not settings.quick:
+            parts.append(f"target ≤ {GPU_TRAIN_TARGET_S:g} s for 100 epochs: "
+                         f"{'met' if run_100 <= GPU_TRAIN_TARGET_S else 'NOT met'}")
         if not settings.is_cuda:
             parts.append(f"CPU time {res['cpu']:.0f} s for {res['wall']:.0f} s wall")
         row.note = "; ".join(parts)
@@ -860,11 +939,14 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
     if res is not None:
         row.throughput, row.time_s = res["img_s"], res["wall"] / res["images"]
         row.peak_mib, row.delta_mib, row.mem_kind = res["peak_mib"], res["delta_mib"], res["mem_kind"]
-        parts = [f"{res['images']} images of {settings.image_size}², batch {settings.batch_size}, σ={settings.sigma:g}, "
+        parts = [f"{res['images']} images of {settings.image_size}², batch {settings.infer_batch_size}, σ={settings.sigma:g}, "
                  f"decoded images in memory, untrained net"]
-        achieved = _achieved(res["gflop_per_img"], res["img_s"], settings, device_name)
+        achieved = _achieved(res["gflop_per_img"], res["img_s"], settings, device_name, peak,
+                             fast_for_scoring.precision)
         if achieved:
             parts.append(achieved)
+        if settings.is_cuda and not settings.quick:
+            parts.append(f"target ≥ {GPU_SCORE_TARGET:g} img/s: {'met' if res['img_s'] >= GPU_SCORE_TARGET else 'NOT met'}")
         row.note = "; ".join(parts)
         row.raw = res
     rows.append(row)
@@ -896,9 +978,16 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
         row.note = f"{size}; best of {settings.reps}; {target}"
     rows.append(row)
 
+    rows = [r for r in rows if r.error != _SKIPPED]
     load_end = os.getloadavg()[0]
     header = _header(settings, device_name, started, load_start, load_end)
     notes = _notes(settings, variants, results, acc, accuracy_net, acc_images, fast, naive)
+    if peak is not None and naive and gflop_img and not settings.is_cuda:
+        share = gflop_img * naive["img_s"] / 1e3 / peak["fp32"]
+        notes.insert(3, f"The naive fp32 path already runs at {100 * share:.0f}% of this CPU's measured fp32 matmul "
+                        f"ceiling ({peak['fp32'] * 1e3:.0f} GFLOP/s): no fp32 variant that does the same arithmetic can "
+                        f"be more than ~{1 / share:.1f}× faster here; more needs native low-precision units "
+                        "(AVX512-BF16/AMX, or a GPU) or less arithmetic.")
     markdown = _markdown(header, rows, notes)
     return BenchResult(settings, header, rows, notes, markdown, fast.key if fast else None)
 
@@ -926,8 +1015,8 @@ def _header(settings: Settings, device_name: str, started: _dt.datetime, load_st
         f"- software: torch {torch.__version__}, Python {platform.python_version()}, {platform.system()} {platform.release()}",
         f"- arguments: `python -m frad.bench {args}`",
         f"- settings: backbone {settings.backbone} ({settings.weights} weights) to layer {max(settings.layers)}, "
-        f"L={list(settings.layers)}, C={settings.channels}, widths {list(settings.widths)}, batch {settings.batch_size}, "
-        f"{settings.image_size}², "
+        f"L={list(settings.layers)}, C={settings.channels}, widths {list(settings.widths)}, "
+        f"training batch {settings.batch_size}, backbone/scoring batch {settings.infer_batch_size}, {settings.image_size}², "
         f"{settings.train_images} train images, {settings.test_images} test images, metrics on "
         f"{settings.metrics_n} maps of {settings.metrics_size}², seed {settings.seed}"
         + (", QUICK smoke-test sizes" if settings.quick else ""),
@@ -938,7 +1027,7 @@ def _notes(settings: Settings, variants: list[Variant], results: dict[str, dict[
            acc: dict[str, tuple[float, float]], accuracy_net: tuple[str, str], acc_images: int,
            fast: Variant | None, naive: dict[str, Any] | None) -> list[str]:
     notes = [
-        f"Backbone rows: best of {settings.reps} timed batches of {settings.batch_size} after a warm-up, "
+        f"Backbone rows: best of {settings.reps} timed batches of {settings.infer_batch_size} after a warm-up, "
         "input already on the device, outputs are the float32 per-layer maps; speed-up is img/s over the naive row.",
         f"Fused cos = cosine similarity per position between the fused features z (fuse_features to C={settings.channels}, "
         f"eq. 1–3) of the variant and of the naive fp32 path, mean / min over {acc_images} synthetic test images × "
@@ -962,9 +1051,11 @@ def _notes(settings: Settings, variants: list[Variant], results: dict[str, dict[
                                           f"{', '.join(reached)}" if reached else
                                           f"; no variant reaches {SPEEDUP_TARGET}× here, whatever its accuracy")
             + (f" (fastest: {best.label}, {results[best.key]['img_s'] / naive['img_s']:.2f}×)" if best else "") + ".")
-    else:
+    elif "backbone" in settings.only:
         notes.append(f"No variant could be compared with the naive path at mean fused cos ≥ {COS_TARGET}: "
                      "scoring uses the naive path.")
+    else:
+        notes.append("Backbone rows were not run (--only): scoring uses the naive backbone path.")
     if not settings.is_cuda and any(not r.get("native", True) for r in results.values()):
         notes.append("This CPU has no native bf16 (no AVX512-BF16/AMX): bf16 autocast runs emulated and is slower "
                      "than fp32; it is timed on a smaller batch to keep the run short.")

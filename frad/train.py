@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .errors import ConfigError, TrainingError
 from .features import fuse_features
 from .model import ModelConfig, ReconstructionNet
-from .recombine import check_grid, recombine
+from .recombine import check_grid, draw_permutations, recombine
 
 
 @dataclass(frozen=True)
@@ -112,20 +112,25 @@ def train_model(
         check_grid(h, w, config.ssl_grid)
     model = ReconstructionNet(model_config).to(device)
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    # CUDA: the fused Adam kernel (one launch for all parameters); CPU: the default implementation.
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, fused=True if not cpu else None)
     bs = min(config.batch_size, n)  # a batch larger than the train set is simply the whole set
     steps = math.ceil(n / bs)
     history: list[dict] = []
     bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
-        order = torch.randperm(n, generator=gen)
+        # The epoch's batch order and recombination permutations are drawn up front (the same random
+        # stream as drawing them batch by batch) and moved to the device once: no host transfer, and so
+        # no host-device synchronisation, inside the step loop.
+        order = torch.randperm(n, generator=gen).to(device)
+        perms = draw_permutations(n, config.ssl_grid, gen).to(device) if config.ssl else None
         sums = torch.zeros(steps, 3, device=device)  # per batch: total, rec, ssl (one sync per epoch)
         for step in range(steps):
-            idx = order[step * bs : (step + 1) * bs].to(device)
+            idx = order[step * bs : (step + 1) * bs]
             with torch.no_grad():
                 z = fuse_features({l: m[idx] for l, m in maps.items()}, channels)
             if config.ssl:
-                z_prime = recombine(z, config.ssl_grid, gen)
+                z_prime = recombine(z, config.ssl_grid, perm=perms[step * bs : (step + 1) * bs])
                 # z and z' go through the network together (Fig. 1, both branches share weights).
                 out = model(torch.cat([z, z_prime], dim=0))
                 z_hat, z_hat_prime = out[: len(z)], out[len(z) :]

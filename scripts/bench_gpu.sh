@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# GPU speed check, one short run on a CUDA machine (how the README's GPU numbers were made):
+#   1. python -m frad.bench --device cuda            (every row, eager backbone variants)
+#   2. scripts/time_stages.py on CUDA                 (the real stages of one bottle-size category, 100 epochs)
+#   3. python -m frad.bench --device cuda --compile --only backbone,scoring
+# Each step has its own time limit (T_BENCH, T_STAGES, T_COMPILE seconds), so a slow step cannot
+# cost the others; results go to $OUT (default reports/gpu): Markdown tables, JSON and logs.
+set -u
+OUT=${OUT:-reports/gpu}
+mkdir -p "$OUT"
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+export PYTHONPATH="$PWD${EXTRA_PYTHONPATH:+:$EXTRA_PYTHONPATH}"
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}          # DEVICE=cpu BENCH_ARGS=--quick STAGES_ARGS="--set ..." for a local smoke run
+read -r -a BENCH_ARGS <<<"${BENCH_ARGS:-}"
+read -r -a STAGES_ARGS <<<"${STAGES_ARGS:-}"
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit --format=csv
+  "$PY" -c "import torch, torchvision, timm; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__, 'cudnn', torch.backends.cudnn.version())"
+  nproc
+} 2>&1 | tee "$OUT/env.txt"
+
+step() {  # name, limit (s), command...
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS
+  timeout "$limit" "$@" >"$OUT/$name.md" 2>"$OUT/$name.log"
+  local rc=$?
+  echo "== $name: exit $rc after $((SECONDS - t0)) s (limit $limit s)"
+  grep -E '^\[(frad.bench|time_stages)\]|Error|error' "$OUT/$name.log" | tail -15
+}
+
+TMP=$(mktemp -d)
+step bench-cuda "${T_BENCH:-230}" "$PY" -m frad.bench --device "$DEVICE" --out "$TMP/bench.md" \
+  --json "$OUT/bench-cuda.json" "${BENCH_ARGS[@]}"
+step stages-cuda "${T_STAGES:-120}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
+  --set backbone.precision=bf16 --set backbone.channels_last=true "${STAGES_ARGS[@]}"
+step bench-cuda-compile "${T_COMPILE:-200}" "$PY" -m frad.bench --device "$DEVICE" --compile \
+  --only backbone,scoring --out "$TMP/bench-compile.md" "${BENCH_ARGS[@]}"
+
+for f in bench-cuda.md stages-cuda.md bench-cuda-compile.md; do
+  echo; echo "######## $f"; grep -E '^\|' "$OUT/$f" | cut -c1-600
+done
