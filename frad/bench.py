@@ -81,13 +81,14 @@ class Variant:
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast after the fp32 stem, see frad.backbone)
     channels_last: bool = False
     compile: bool = False  # torch.compile (inductor; on CPU with freezing = BN folding + weight prepacking)
+    malloc: bool = False  # frad.runtime.tune_malloc in the row's process (CPU: no page faults per batch)
 
     @property
     def label(self) -> str:
         prec = "fp32" if self.precision == "fp32" else f"{self.precision} autocast"
         mode = "torch.compile" if self.compile else "eager"
         layout = "channels_last" if self.channels_last else "NCHW"
-        return f"{prec}, {mode}, {layout}"
+        return f"{prec}, {mode}, {layout}" + (", tuned malloc" if self.malloc else "")
 
 
 NAIVE = Variant("naive")
@@ -355,6 +356,13 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _tune_malloc() -> None:
+    from frad.runtime import tune_malloc
+
+    if not tune_malloc():
+        raise RuntimeError("frad.runtime.tune_malloc is not available here (not glibc, or FRAD_MALLOC_TUNE=0)")
+
+
 def _quiet() -> None:
     """Silence the expected warnings (random weights, compile chatter) in a worker."""
     warnings.simplefilter("ignore")
@@ -464,6 +472,8 @@ def _recon_flops(channels: int, widths: tuple[int, int, int], side: int, train: 
 def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
     """Throughput of one backbone variant, plus its fused-feature cosine vs fp32 on the same net."""
     _quiet()
+    if variant.malloc:
+        _tune_malloc()
     dev = _device(settings)
     start = memory_now(dev)
     backbone, run = _build_backbone(settings.backbone, settings.weights, settings.layers, variant, dev, settings.seed)
@@ -558,9 +568,12 @@ def grids(side: int, widths: Sequence[int] = (256, 256, 256)) -> tuple[int, int]
     return gfe, ssl
 
 
-def job_train(settings: Settings) -> dict[str, Any]:
-    """s/epoch and samples/s of the full model (GFE + shuffle loss) on in-memory maps."""
+def job_train(settings: Settings, malloc: bool = False) -> dict[str, Any]:
+    """s/epoch and samples/s of the full model (GFE + shuffle loss) on in-memory maps
+    (``malloc``: with frad.runtime.tune_malloc, as the pipeline stages run)."""
     _quiet()
+    if malloc:
+        _tune_malloc()
     from frad.model import ModelConfig
     from frad.train import TrainConfig, train_model
 
@@ -610,8 +623,11 @@ def job_train(settings: Settings) -> dict[str, Any]:
 
 
 def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
-    """img/s of backbone + reconstruction + upsampling + blur, batched, images already decoded."""
+    """img/s of backbone + reconstruction + upsampling + blur, batched, images already decoded
+    (on the CPU with frad.runtime.tune_malloc, as the pipeline stages run)."""
     _quiet()
+    if settings.device == "cpu":
+        _tune_malloc()
     from frad.model import ModelConfig, ReconstructionNet
     from frad.score import anomaly_maps
 
@@ -663,9 +679,10 @@ def job_peak(settings: Settings) -> dict[str, Any]:
     for name, dtype in dtypes.items():
         a = torch.randn(n, n, generator=gen).to(dev, dtype)  # random data: zeros run faster than real data
         b = torch.randn(n, n, generator=gen).to(dev, dtype)
-        torch.mm(a, b)  # warm-up
+        c = torch.empty_like(a)  # into a preallocated output: no allocation or page faults in the timing
+        torch.mm(a, b, out=c)  # warm-up
         reps = 10 if dev.type == "cuda" else 3
-        walls, _, _ = _timed(lambda: torch.mm(a, b), dev, reps)
+        walls, _, _ = _timed(lambda: torch.mm(a, b, out=c), dev, reps)
         out[name] = 2 * n**3 / min(walls) / 1e12
     return out
 
@@ -747,7 +764,10 @@ class BenchResult:
 
 def variants_for(settings: Settings) -> list[Variant]:
     dev = torch.device(settings.device)
-    out = [NAIVE, Variant("fp32-cl", "fp32", True), Variant("bf16-cl", "bf16", True)]
+    out = [NAIVE, Variant("fp32-cl", "fp32", True)]
+    if dev.type == "cpu":
+        out.append(Variant("fp32-cl-malloc", "fp32", True, malloc=True))  # what the pipeline stages run
+    out.append(Variant("bf16-cl", "bf16", True))
     if dev.type == "cuda":
         out.append(Variant("fp16-cl", "fp16", True))
     if settings.compile:
@@ -905,32 +925,35 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
     fast_for_scoring = fast or NAIVE
 
     # ---- training
-    res, err = attempt("training", job_train)
-    widths = "/".join(map(str, settings.widths))
-    row = Row("training", f"full model (GFE + shuffle), C={settings.channels}, widths {widths}, batch {settings.batch_size}",
-              unit="samples/s", time_unit="s/epoch", error=err)
-    if res is not None:
-        if (res["gfe_grid"], res["ssl_grid"]) != (4, 4):
-            row.variant += f", K={res['gfe_grid']}/{res['ssl_grid']} (map {res['map_side']}²)"
-        row.throughput, row.time_s = res["samples_s"], res["s_per_epoch"]
-        row.peak_mib, row.delta_mib, row.mem_kind = res["peak_mib"], res["delta_mib"], res["mem_kind"]
-        how = (f"extrapolated to {settings.train_images} images from {res['steps_timed']} timed steps"
-               if res["extrapolated"] else f"{settings.train_images} images, mean of {res['epochs']} epoch(s)")
-        run_100 = 100 * row.time_s
-        measured_100 = not res["extrapolated"] and res["epochs"] == 100
-        parts = [how, f"100 epochs: {run_100:.0f} s ({'measured' if measured_100 else 'extrapolated'})",
-                 f"{res['gflop_per_sample']:.1f} GFLOP/sample"]
-        achieved = _achieved(res["gflop_per_sample"], res["samples_s"], settings, device_name, peak)
-        if achieved:
-            parts.append(achieved)
-        if settings.is_cuda and not settings.quick:
-            parts.append(f"target ≤ {GPU_TRAIN_TARGET_S:g} s for 100 epochs: "
-                         f"{'met' if run_100 <= GPU_TRAIN_TARGET_S else 'NOT met'}")
-        if not settings.is_cuda:
-            parts.append(f"CPU time {res['cpu']:.0f} s for {res['wall']:.0f} s wall")
-        row.note = "; ".join(parts)
-        row.raw = res
-    rows.append(row)
+    # CPU: glibc's default allocator and the tuned one the pipeline stages use (frad.runtime.tune_malloc)
+    for malloc in ((False, True) if not settings.is_cuda else (False,)):
+        res, err = attempt("training" + (" (tuned malloc)" if malloc else ""), job_train, malloc)
+        widths = "/".join(map(str, settings.widths))
+        row = Row("training", f"full model (GFE + shuffle), C={settings.channels}, widths {widths}, batch {settings.batch_size}"
+                  + (", tuned malloc (as the pipeline)" if malloc else ", default malloc" if not settings.is_cuda else ""),
+                  unit="samples/s", time_unit="s/epoch", error=err)
+        if res is not None:
+            if (res["gfe_grid"], res["ssl_grid"]) != (4, 4):
+                row.variant += f", K={res['gfe_grid']}/{res['ssl_grid']} (map {res['map_side']}²)"
+            row.throughput, row.time_s = res["samples_s"], res["s_per_epoch"]
+            row.peak_mib, row.delta_mib, row.mem_kind = res["peak_mib"], res["delta_mib"], res["mem_kind"]
+            how = (f"extrapolated to {settings.train_images} images from {res['steps_timed']} timed steps"
+                   if res["extrapolated"] else f"{settings.train_images} images, mean of {res['epochs']} epoch(s)")
+            run_100 = 100 * row.time_s
+            measured_100 = not res["extrapolated"] and res["epochs"] == 100
+            parts = [how, f"100 epochs: {run_100:.0f} s ({'measured' if measured_100 else 'extrapolated'})",
+                     f"{res['gflop_per_sample']:.1f} GFLOP/sample"]
+            achieved = _achieved(res["gflop_per_sample"], res["samples_s"], settings, device_name, peak)
+            if achieved:
+                parts.append(achieved)
+            if settings.is_cuda and not settings.quick:
+                parts.append(f"target ≤ {GPU_TRAIN_TARGET_S:g} s for 100 epochs: "
+                             f"{'met' if run_100 <= GPU_TRAIN_TARGET_S else 'NOT met'}")
+            if not settings.is_cuda:
+                parts.append(f"CPU time {res['cpu']:.0f} s for {res['wall']:.0f} s wall")
+            row.note = "; ".join(parts)
+            row.raw = res
+        rows.append(row)
 
     # ---- scoring
     res, err = attempt(f"scoring ({fast_for_scoring.label})", job_score, fast_for_scoring)
@@ -940,7 +963,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
         row.throughput, row.time_s = res["img_s"], res["wall"] / res["images"]
         row.peak_mib, row.delta_mib, row.mem_kind = res["peak_mib"], res["delta_mib"], res["mem_kind"]
         parts = [f"{res['images']} images of {settings.image_size}², batch {settings.infer_batch_size}, σ={settings.sigma:g}, "
-                 f"decoded images in memory, untrained net"]
+                 f"decoded images in memory, untrained net" + ("" if settings.is_cuda else ", tuned malloc")]
         achieved = _achieved(res["gflop_per_img"], res["img_s"], settings, device_name, peak,
                              fast_for_scoring.precision)
         if achieved:
@@ -1074,7 +1097,7 @@ def _notes(settings: Settings, variants: list[Variant], results: dict[str, dict[
                  + " Metrics rows: CPU RSS, the synthetic maps and masks included in the rise.")
     notes.append("Training and scoring: random per-layer maps of the cached shapes (fp16) / an untrained net; the full "
                  f"model (GFE, shuffle loss λ=0.1, K=4 unless the row says otherwise, widths {list(settings.widths)}), "
-                 "Adam; CPU training runs with deterministic algorithms (as frad.train does).")
+                 "Adam (torch multi-tensor kernels, as frad.train runs it).")
     return notes
 
 
@@ -1111,18 +1134,20 @@ def _jsonable(obj: Any) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from frad.io import write_text
+
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = resolve_settings(parse_args(argv), argv)
     result = run_benchmark(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
     out = Path(settings.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(result.markdown)
+    write_text(out, result.markdown)  # atomic: the report stage never reads a half-written table
     if settings.json_out:
         payload = {"settings": asdict(settings), "header": result.header, "notes": result.notes,
                    "fast_variant": result.fast_variant,
                    "rows": [{k: v for k, v in asdict(r).items()} for r in result.rows]}
         Path(settings.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(settings.json_out).write_text(json.dumps(_jsonable(payload), indent=2) + "\n")
+        write_text(Path(settings.json_out), json.dumps(_jsonable(payload), indent=2) + "\n")
     print(result.markdown)
     print(f"written to {out}", file=sys.stderr)
     return 0 if result.ok else 1

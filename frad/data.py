@@ -1,4 +1,4 @@
-"""MVTec AD layout reader: index a category, read images/masks, build a torch ``Dataset``.
+"""MVTec AD layout reader: index a category, read images/masks, build a (map-style) torch dataset.
 
 Expected layout (any root, any category name)::
 
@@ -9,19 +9,23 @@ Expected layout (any root, any category name)::
 
 Every user-fixable problem (missing folder, missing mask, unreadable file, ...) raises
 :class:`~frad.errors.DataError` with one line naming the file and the fix.
+
+torch is imported only by the functions that make tensors: indexing and checking a category (the
+``prepare`` stage) then starts in a fraction of a second instead of ~2 s.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from frad.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import torch
 
 MVTEC_TEXTURES: tuple[str, ...] = ("carpet", "grid", "leather", "tile", "wood")
 MVTEC_OBJECTS: tuple[str, ...] = (
@@ -220,6 +224,9 @@ def _check_size(image_size: int) -> int:
 
 def to_tensor(image: np.ndarray, image_size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 ``H×W×3`` → float32 ``(3,S,S)``: bilinear antialiased resize, then ``(x/255 - mean) / std``."""
+    import torch
+    import torch.nn.functional as F
+
     size = _check_size(image_size)
     if len(mean) != 3 or len(std) != 3:
         raise ConfigError(f"mean and std need 3 values (one per RGB channel), got {list(mean)} and {list(std)}")
@@ -265,8 +272,10 @@ def load_mask(
     return mask
 
 
-class ImageDataset(torch.utils.data.Dataset):
-    """Samples → ``dict(image=(3,S,S) float32, mask=(S,S) bool, label=int, index=int)``."""
+class ImageDataset:
+    """Samples → ``dict(image=(3,S,S) float32, mask=(S,S) bool, label=int, index=int)``.
+
+    A map-style dataset (``__len__`` + ``__getitem__``), which is all ``torch.utils.data.DataLoader`` needs."""
 
     def __init__(
         self, samples: Sequence[Sample], image_size: int, mean: Sequence[float], std: Sequence[float]
@@ -280,6 +289,8 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
+        import torch
+
         sample = self.samples[index]
         image = read_image(sample.path)
         mask = load_mask(sample.mask_path, image.shape[:2], self.image_size, image_path=sample.path)

@@ -11,20 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-
-VALID_LAYERS = (1, 2, 3)
-
-
-def check_layers(layers: Sequence[int], key: str = "features.layers") -> tuple[int, ...]:
-    """Validate a layer set L ⊆ {1,2,3}; returns it sorted and de-duplicated."""
-    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or len(layers) == 0:
-        raise ConfigError(f"{key} must be a non-empty list drawn from [1, 2, 3], got {layers!r}")
-    for layer in layers:
-        if isinstance(layer, bool) or not isinstance(layer, int) or layer not in VALID_LAYERS:
-            raise ConfigError(f"{key} must be drawn from [1, 2, 3], got {list(layers)!r}")
-    if len(set(layers)) != len(layers):
-        raise ConfigError(f"{key} lists a layer twice: {list(layers)!r}")
-    return tuple(sorted(layers))
+from .layers import VALID_LAYERS, check_layers  # noqa: F401  (torch-free: the params checks import it)
 
 
 def pool_channels(x: torch.Tensor, channels: int) -> torch.Tensor:

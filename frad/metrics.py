@@ -1,6 +1,8 @@
 """Evaluation metrics of the MVTec AD protocol: image AUROC, pixel AUROC and AU-PRO.
 
-* ``image_auroc`` — ROC AUC of per-image scores (scikit-learn).
+* ``image_auroc`` — ROC AUC of per-image scores; the exact rank statistic of ``pixel_auroc``
+  (equal to ``sklearn.metrics.roc_auc_score``, tested), so that scoring does not import
+  scikit-learn (~1.5 s of every score stage's start-up).
 * ``pixel_auroc`` — ROC AUC over every pixel of every map; exact (ties count one half, as in
   ``sklearn.metrics.roc_auc_score``) but computed as a Mann–Whitney U statistic from a float
   sort of the normal scores, many times faster than scikit-learn on the ~113 M pixels of the
@@ -22,7 +24,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
-from sklearn.metrics import roc_auc_score
 
 __all__ = ["UndefinedMetricError", "image_auroc", "pixel_auroc", "au_pro", "try_metric"]
 
@@ -114,7 +115,7 @@ def image_auroc(scores: Any, labels: Any) -> float:
         raise UndefinedMetricError("all test images are normal: image AUROC is undefined")
     if n_bad == y.size:
         raise UndefinedMetricError("all test images are anomalous: image AUROC is undefined")
-    return float(roc_auc_score(y, s))
+    return _auroc(s, y)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,13 +211,19 @@ def pixel_auroc(anomaly_maps: Any, masks: Any) -> float:
     """
     maps, defect = _check_maps_masks(anomaly_maps, masks)
     flat, defect_flat = maps.ravel(), defect.ravel()
+    n_pos = int(np.count_nonzero(defect_flat))
+    if n_pos == 0:
+        raise UndefinedMetricError("the masks contain no defect pixels: pixel AUROC is undefined")
+    if n_pos == flat.size:
+        raise UndefinedMetricError("the masks contain no normal pixels: pixel AUROC is undefined")
+    return _auroc(flat, defect_flat)
+
+
+def _auroc(flat: np.ndarray, defect_flat: np.ndarray) -> float:
+    """Exact Mann–Whitney ROC AUC of 1-D scores against 1-D bool labels (both classes present)."""
     pos = flat[defect_flat]
     n_pos = pos.size
     n_neg = flat.size - n_pos
-    if n_pos == 0:
-        raise UndefinedMetricError("the masks contain no defect pixels: pixel AUROC is undefined")
-    if n_neg == 0:
-        raise UndefinedMetricError("the masks contain no normal pixels: pixel AUROC is undefined")
     slices = _part_slices(flat.size)
     tasks = [_sorted_normal_task(flat, defect_flat, part, None) for part in slices]
     *parts, _ = _run_all([*tasks, pos.sort], parallel=len(slices) > 1)

@@ -22,7 +22,7 @@ DEMO_PARAMS = {
     "features.channels": 64,
     "model.widths": [32, 32, 32],
     "model.grid": 2,  # a 4x4 GFE grid does not fit the 8x8 layer-3 map of 128 px images
-    "train.epochs": 25,
+    "train.epochs": 20,
     "train.device": "cpu",
     "ablation.layers": ["L1", "L3"],
 }
@@ -38,10 +38,15 @@ def main() -> None:
         if not args.force:
             sys.exit(f"error: {dest} exists; pass --force to replace it or name another folder")
         shutil.rmtree(dest)
-    make_workspace(dest, DEMO_PARAMS)
+    try:
+        make_workspace(dest, DEMO_PARAMS)
+    except FileNotFoundError as err:
+        sys.exit(f"error: {err}")
     # Stage commands call `python`/`dvc`: use the ones of this interpreter's environment.
-    # Tiny models on a laptop CPU: one OpenMP thread per stage avoids oversubscription stalls.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # DVC runs one stage at a time, so each stage may use every core (torch's default). On a machine busy
+    # with other work, OMP_NUM_THREADS=1 avoids oversubscription stalls of these tiny models.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.time()
     rc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=dest, env=env).returncode
     if rc:

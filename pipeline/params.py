@@ -11,7 +11,7 @@ from typing import Any, Callable
 import yaml
 
 from frad.errors import ConfigError
-from frad.features import check_layers
+from frad.layers import check_layers
 
 PARAMS_FILE = "params.yaml"
 SOURCES = ("mvtec", "archive", "folder", "synthetic")

@@ -9,6 +9,8 @@ figures) and four params.yaml keys (``data.categories``, ``data.textures``, ``fe
   in % with one decimal like the paper. Δ is computed from the two values as shown, so the table's
   arithmetic checks by eye. An undefined metric (e.g. a test set without defects) shows "n/a" with
   a note giving the reason; averages use the categories where the metric is defined and say so.
+  Last, a "Speed" section: the Markdown table of the latest ``python -m frad.bench`` run, read from
+  ``reports/benchmark.md`` (a DVC dependency of the stage: a new benchmark run re-runs only the report).
 * ``reports/metrics.json`` — ``{"image_auroc", "pixel_auroc", "pro", "categories"}``: the full
   model's averages over the categories as fractions in [0, 1] (null if undefined everywhere).
 * ``reports/figures/<category>.png`` — test image, anomaly-map overlay and ground truth of the maps
@@ -45,6 +47,7 @@ log = logging.getLogger("frad.report")
 PARAMS_FILE = Path("params.yaml")
 SCORES_DIR = Path("data/scores")
 REPORTS_DIR = Path("reports")
+BENCHMARK_FILE = REPORTS_DIR / "benchmark.md"  # written by `python -m frad.bench` (its default --out)
 
 METRICS: tuple[str, ...] = paper.METRICS
 METRIC_LABELS: Mapping[str, str] = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "pro": "PRO"}
@@ -462,6 +465,25 @@ def render_tables(scores: Mapping[str, Mapping[str, Score]], rp: ReportParams) -
     return "\n".join(lines)
 
 
+def benchmark_section(path: Path | None) -> str:
+    """The "Speed" section: the latest ``python -m frad.bench`` table (its own title dropped, headings
+    demoted under this one), or how to make one."""
+    lines = ["## Speed — the latest `python -m frad.bench` run", ""]
+    if path is None or not path.is_file():
+        where = f" ({path} does not exist)" if path is not None else ""
+        return "\n".join([*lines, f"No benchmark run recorded{where}: run `python -m frad.bench` (it writes "
+                                   f"{BENCHMARK_FILE}), then `dvc repro report`.", ""])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read the benchmark table ({err}); rerun `python -m frad.bench` to rewrite it") from err
+    body = text.splitlines()
+    if body and body[0].startswith("# "):
+        body = body[1:]  # the benchmark's own title
+    body = ["#" + line if line.startswith("#") else line for line in body]
+    return "\n".join([*lines, f"From `{path}`.", *body]).rstrip() + "\n"
+
+
 def summary_metrics(full: Mapping[str, Score], categories: Sequence[str]) -> dict[str, Any]:
     """reports/metrics.json: the full model's averages (fractions; None if undefined everywhere)."""
     out: dict[str, Any] = {m: mean_over(full, categories, m).value for m in METRICS}
@@ -548,14 +570,16 @@ def write_figures(scores_dir: Path, categories: Sequence[str], figures_dir: Path
 # ------------------------------------------------------------------------------------------------
 # Entry points
 # ------------------------------------------------------------------------------------------------
-def build_report(scores_dir: str | Path, params: Mapping[str, Any], out_dir: str | Path) -> dict[str, Any]:
+def build_report(scores_dir: str | Path, params: Mapping[str, Any], out_dir: str | Path,
+                 benchmark: str | Path | None = None) -> dict[str, Any]:
     """Write tables.md, metrics.json and figures/ under ``out_dir``; return the metrics dict.
+    ``benchmark``: a ``python -m frad.bench`` Markdown file to append as the Speed section.
 
     Every input is read and checked before anything is written."""
     scores_dir, out_dir = Path(scores_dir), Path(out_dir)
     rp = report_params(params)
     scores = load_scores(scores_dir, rp)
-    tables = render_tables(scores, rp)
+    tables = render_tables(scores, rp) + "\n" + benchmark_section(Path(benchmark) if benchmark else None)
     metrics = summary_metrics(scores["full"], rp.categories)
     write_figures(scores_dir, rp.categories, out_dir / "figures")
     write_text(out_dir / "tables.md", tables)
@@ -569,10 +593,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=PARAMS_FILE)
     parser.add_argument("--scores", type=Path, default=SCORES_DIR)
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
+    parser.add_argument("--benchmark", type=Path, default=BENCHMARK_FILE,
+                        help="latest `python -m frad.bench` table to include (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        metrics = build_report(args.scores, read_params(args.params), args.out)
+        metrics = build_report(args.scores, read_params(args.params), args.out, args.benchmark)
     except FradError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

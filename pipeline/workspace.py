@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 PROJECT = Path(__file__).resolve().parent.parent
-COPIED = ("dvc.yaml", "params.yaml", "frad", "pipeline")
+COPIED = ("dvc.yaml", "params.yaml", "frad", "pipeline", "reports/benchmark.md")
 
 
 def set_key(params: dict, dotted: str, value: Any) -> None:
@@ -27,13 +27,18 @@ def set_key(params: dict, dotted: str, value: Any) -> None:
 def make_workspace(dest: str | Path, overrides: dict[str, Any] | None = None, *, git: bool = True) -> Path:
     """Copy the pipeline into ``dest`` (created; must not exist) and apply ``overrides`` to params.yaml."""
     dest = Path(dest)
-    dest.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    missing = [name for name in COPIED if not (PROJECT / name).exists()]
+    if missing:
+        hint = " (run `python -m frad.bench` to write it: the report stage reads it)" if "reports/benchmark.md" in missing else ""
+        raise FileNotFoundError(f"{PROJECT}: {', '.join(missing)} missing{hint}")
+    dest.mkdir(parents=True)
     for name in COPIED:
         src = PROJECT / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore)
         else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     for key, value in (overrides or {}).items():

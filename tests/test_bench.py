@@ -28,16 +28,19 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
     text = out.read_text()
     assert text.startswith("# frad speed benchmark")
     for needle in ("- device: CPU", "- date:", "torch " + torch.__version__, "CPUs available", "--quick",
-                   "measured on tf_efficientnet_lite0 with imagenet weights", "FAILED"):
+                   "measured on tf_efficientnet_lite0 with imagenet weights", "of the measured fp32 matmul ceiling",
+                   "The naive fp32 path already runs at", "FAILED"):
         assert (needle in text) == (needle != "FAILED"), needle
 
     rows = json.loads(raw.read_text())["rows"]
     labels = [(r["stage"], r["variant"]) for r in rows]
-    assert [s for s, _ in labels] == ["backbone"] * 3 + ["training", "scoring"] + ["metrics"] * 3
+    assert [s for s, _ in labels] == ["ceiling"] + ["backbone"] * 4 + ["training"] * 2 + ["scoring"] + ["metrics"] * 3
     variants = " | ".join(v for s, v in labels if s == "backbone")
-    for v in ("fp32, eager, NCHW (naive)", "fp32, eager, channels_last", "bf16 autocast, eager, channels_last"):
+    for v in ("fp32, eager, NCHW (naive)", "fp32, eager, channels_last", "fp32, eager, channels_last, tuned malloc",
+              "bf16 autocast, eager, channels_last"):
         assert v in variants
-    for r in rows:
+    assert rows[0]["throughput"] > 0 and rows[0]["raw"]["fp32"] == rows[0]["throughput"]  # TFLOP/s
+    for r in rows[1:]:
         assert r["error"] is None, r
         assert r["throughput"] > 0 and r["time_s"] > 0 and r["peak_mib"] > 0, r
         if r["stage"] == "backbone":
@@ -49,11 +52,30 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
     # one Markdown table, one line per row, positive numbers in the throughput and time cells
     table = [line for line in text.splitlines() if line.startswith("|")]
     assert len(table) == 2 + len(rows)
-    for line in table[2:]:
+    for line in table[3:]:  # after the header and the ceiling row (which has no time)
         cells = [c.strip() for c in line.strip("|").split("|")]
         for cell in cells[2:4]:
             value = float(re.match(r"[0-9.]+", cell).group())
             assert value > 0, line
+
+
+def test_only_runs_the_named_row_groups(tmp_path, capsys):
+    out = tmp_path / "bench.md"
+    code = bench.main(["--quick", "--device", "cpu", "--only", "training,metrics", "--no-isolate", "--out", str(out)])
+    assert code == 0
+    stages = [line.split("|")[1].strip() for line in out.read_text().splitlines() if line.startswith("|")][2:]
+    assert stages == ["training"] * 2 + ["metrics"] * 3  # CPU: default and tuned malloc
+    with pytest.raises(SystemExit) as err:
+        bench.parse_args(["--only", "training,speed"])
+    assert err.value.code == 2
+    assert "--only takes a comma list drawn from ceiling,backbone,training,scoring,metrics" in capsys.readouterr().err
+
+
+def test_inference_batch_defaults_to_the_training_batch_on_cpu():
+    s = bench.resolve_settings(bench.parse_args(["--device", "cpu"]))
+    assert (s.batch_size, s.infer_batch_size, s.epochs, s.test_images) == (16, 16, 2, 32)
+    s = bench.resolve_settings(bench.parse_args(["--device", "cpu", "--infer-batch-size", "64"]))
+    assert (s.batch_size, s.infer_batch_size) == (16, 64)
 
 
 def test_grids_keep_the_paper_k_when_the_map_allows():
@@ -89,7 +111,7 @@ def cached_workspace(tmp_path, monkeypatch):
     assert forwards, "the features stage ran no backbone forward: the spy does not see them"
     forwards.clear()
     yield ws, params, category, forwards
-    torch.use_deterministic_algorithms(deterministic)  # CPU training switches it on globally
+    torch.use_deterministic_algorithms(deterministic)  # leave the process as it was
     torch.set_num_threads(threads)
 
 

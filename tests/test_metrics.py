@@ -253,11 +253,19 @@ def test_pixel_auroc_simple_values():
     assert pixel_auroc(np.ones((1, 2, 2), dtype=np.int64), masks) == 0.5
 
 
-def test_image_auroc():
-    assert image_auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
-    rng = np.random.default_rng(4)
-    scores, labels = rng.random(50).astype(np.float32), rng.random(50) < 0.6
-    assert image_auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-15)
+@pytest.mark.parametrize("seed", range(40))
+def test_image_auroc_matches_sklearn(seed):
+    """image_auroc is our exact rank statistic (no scikit-learn import when scoring); sklearn is the reference."""
+    assert image_auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    levels = [None, 3, 17][seed % 3]  # continuous scores, or heavy ties
+    scores = rng.random(n) if levels is None else rng.integers(0, levels, n).astype(np.float64) / levels
+    if seed % 2:
+        scores = scores.astype(np.float32)
+    labels = rng.random(n) < rng.uniform(0.05, 0.95)
+    labels[0], labels[1] = True, False  # both classes present
+    assert image_auroc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from frad.errors import ConfigError
 from frad.features import check_layers, fuse_features
 from frad.model import GFE, ModelConfig, ReconstructionNet
-from frad.recombine import recombine
+from frad.recombine import draw_permutations, recombine
 
 
 def _literal_fusion(maps, channels):
@@ -59,6 +59,23 @@ def test_recombine_permutes_cells_per_sample():
     assert not torch.equal(zp[0] - z[0].min(), zp[1] - z[1].min())  # each sample has its own permutation
     again = recombine(z, k, torch.Generator().manual_seed(3))
     assert torch.equal(zp, again)  # seeded
+
+
+def test_epoch_permutations_drawn_at_once_equal_batch_by_batch_draws():
+    # train_model draws an epoch's permutations in one call (one host->device copy per epoch):
+    # that must consume the generator exactly like the per-batch draws it replaced.
+    k, sizes = 4, [16, 16, 5]
+    at_once = draw_permutations(sum(sizes), k, torch.Generator().manual_seed(7))
+    gen = torch.Generator().manual_seed(7)
+    per_batch = torch.cat([draw_permutations(n, k, gen) for n in sizes])
+    assert torch.equal(at_once, per_batch)
+    assert all(sorted(row.tolist()) == list(range(k * k)) for row in at_once)  # each row is a permutation
+    z = torch.randn(5, 3, 8, 8)
+    given = recombine(z, k, perm=draw_permutations(5, k, torch.Generator().manual_seed(1)))
+    drawn = recombine(z, k, torch.Generator().manual_seed(1))
+    assert torch.equal(given, drawn)
+    with pytest.raises(ValueError, match="perm must have shape"):
+        recombine(z, k, perm=at_once)
 
 
 def test_recombine_rejects_grid_that_does_not_divide():

@@ -83,7 +83,7 @@ def scores(tmp_path: Path) -> Path:
 
 def section(text: str, n: int) -> str:
     """The text of '## Table n' up to the next table."""
-    return text.split(f"## Table {n} ")[1].split("## Table ")[0]
+    return text.split(f"## Table {n} ")[1].split("## Table ")[0].split("\n## ")[0]
 
 
 def rows(text: str) -> dict[str, list[str]]:
@@ -340,6 +340,27 @@ def test_bad_params(key, value, match, tmp_path: Path):
     params[key] = value
     with pytest.raises(ConfigError, match=match):
         report.build_report(tmp_path, params, tmp_path / "out")
+
+
+def test_speed_section_is_the_latest_benchmark_table(scores: Path, tmp_path: Path):
+    bench = tmp_path / "benchmark.md"
+    bench.write_text("# frad speed benchmark\n\n- date: 2026-11-27\n\n| stage | throughput |\n|---|---|\n"
+                     "| backbone | 3.22 img/s |\n\n## detail\n- a note\n")
+    report.build_report(scores, PARAMS, tmp_path / "out", bench)
+    text = (tmp_path / "out" / "tables.md").read_text()
+    speed = text.split("## Speed — the latest `python -m frad.bench` run")[1]
+    assert "| backbone | 3.22 img/s |" in speed and "- date: 2026-11-27" in speed and f"From `{bench}`." in speed
+    assert "### detail" in speed and "# frad speed benchmark" not in text  # headings nest under Speed
+    assert text.index("## Table 4") < text.index("## Speed")
+
+    report.build_report(scores, PARAMS, tmp_path / "none", tmp_path / "missing.md")
+    text = (tmp_path / "none" / "tables.md").read_text()
+    assert "No benchmark run recorded" in text and "python -m frad.bench" in text
+
+    bench.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DataError, match="benchmark.md: cannot read the benchmark table"):
+        report.build_report(scores, PARAMS, tmp_path / "bad", bench)
+    assert not (tmp_path / "bad").exists()  # nothing written
 
 
 def test_main(scores: Path, tmp_path: Path, capsys):

@@ -1,6 +1,7 @@
 """§1.4 training and §1.5 scoring on real (pretrained) features: synthetic categories and the real bottle."""
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -13,10 +14,10 @@ from frad.backbone import load_backbone
 from frad.cache import FeatureCache, build_feature_cache
 from frad.data import index_category
 from frad.errors import TrainingError
-from frad.model import ModelConfig
+from frad.model import ModelConfig, ReconstructionNet
 from frad.score import anomaly_maps, gaussian_blur, image_scores
 from frad.synthetic import generate_category
-from frad.train import TrainConfig, cosine_distance, load_model, resolve_device, save_model, train_model
+from frad.train import Adam, TrainConfig, cosine_distance, load_model, resolve_device, save_model, train_model
 
 LAYERS = (2, 3)
 
@@ -72,6 +73,27 @@ def test_same_seed_is_bitwise_identical_and_other_seed_differs(synthetic_caches)
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert a.history == b.history
     assert any(not torch.equal(sa[k], sc[k]) for k in sa if sa[k].is_floating_point())
+
+
+@pytest.mark.parametrize("foreach", [None, True])
+def test_our_adam_is_bitwise_torch_optim_adam(foreach):
+    """frad.train.Adam (torch's functional adam without torch.optim.Optimizer) must not change a single bit,
+    against the default and the multi-tensor torch.optim.Adam, also for a parameter that gets no gradient."""
+    torch.manual_seed(0)
+    ref = ReconstructionNet(ModelConfig(16, (16, 16, 16), True, 2))
+    ref.unused = torch.nn.Parameter(torch.ones(3))  # never in the loss: grad stays None, Adam skips it
+    ours, before = copy.deepcopy(ref), ref.head.weight.detach().clone()
+    opt_ref = torch.optim.Adam(ref.parameters(), lr=1e-3, betas=(0.5, 0.999), foreach=foreach)
+    opt_ours = Adam(ours.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    for step in range(6):
+        z = torch.randn(4, 16, 16, 16, generator=torch.Generator().manual_seed(step))
+        for model, opt in ((ref, opt_ref), (ours, opt_ours)):
+            opt.zero_grad()
+            cosine_distance(z, model(z)).mean().backward()
+            opt.step()
+    for (name, a), b in zip(ref.state_dict().items(), ours.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not torch.equal(ref.head.weight, before) and torch.equal(ref.unused, torch.ones(3))  # trained; skipped
 
 
 def test_batch_larger_than_train_set_works(synthetic_caches):
