@@ -32,11 +32,11 @@ step() {  # name, limit (s), command...
 }
 
 TMP=$(mktemp -d)
-step bench-cuda "${T_BENCH:-230}" "$PY" -m frad.bench --device "$DEVICE" --out "$TMP/bench.md" \
+step bench-cuda "${T_BENCH:-220}" "$PY" -m frad.bench --device "$DEVICE" --out "$TMP/bench.md" \
   --json "$OUT/bench-cuda.json" "${BENCH_ARGS[@]}"
-step stages-cuda "${T_STAGES:-120}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
+step stages-cuda "${T_STAGES:-150}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
   --set backbone.precision=bf16 --set backbone.channels_last=true "${STAGES_ARGS[@]}"
-step bench-cuda-compile "${T_COMPILE:-200}" "$PY" -m frad.bench --device "$DEVICE" --compile \
+step bench-cuda-compile "${T_COMPILE:-170}" "$PY" -m frad.bench --device "$DEVICE" --compile \
   --only backbone,scoring --out "$TMP/bench-compile.md" "${BENCH_ARGS[@]}"
 
 for f in bench-cuda.md stages-cuda.md bench-cuda-compile.md; do

@@ -310,7 +310,8 @@ def test_stage_with_bad_params_exits_2_fast_with_one_line_and_no_output(tmp_path
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
-    assert not (ws / "data").exists() and not (ws / "reports").exists()  # nothing written, not even a folder
+    # nothing written, not even a folder (reports/ holds only the committed benchmark table the workspace copies)
+    assert not (ws / "data").exists() and sorted(p.name for p in (ws / "reports").iterdir()) == ["benchmark.md"]
     assert elapsed < 20, f"took {elapsed:.1f} s: params must be checked before any heavy work"  # ~5 s = Python + torch import
 
 

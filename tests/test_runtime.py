@@ -52,3 +52,13 @@ def test_pipeline_stages_run_with_the_tuned_allocator():
             "c.stage_main(lambda args: print('inside', r._applied))()")
     assert "inside True" in _run(code)
     assert "inside False" in _run(code, env={"FRAD_MALLOC_TUNE": "off"})
+
+
+def test_light_stages_do_not_import_heavy_libraries():
+    """Start-up is paid by every stage of every category: prepare/download must not import torch, and
+    score must not import scikit-learn (image AUROC uses frad's exact rank statistic)."""
+    code = ("import sys, importlib\n"
+            "for m in sys.argv[1:]: importlib.import_module(m)\n"
+            "print(sorted(x for x in ('torch', 'sklearn', 'torch._dynamo') if x in sys.modules))")
+    assert _run(code, "pipeline.prepare", "pipeline.download", "pipeline.params").strip() == "[]"
+    assert _run(code, "pipeline.score", "pipeline.train").strip() == "['torch']"
