@@ -61,6 +61,14 @@ def test_sigma_reruns_only_score_and_report(ws):
     assert repro(ws) == stages(["report"], CATS, ALL_SCORE)
 
 
+def test_a_new_benchmark_table_reruns_only_the_report(ws):
+    bench = ws / "reports" / "benchmark.md"
+    bench.write_text(bench.read_text() + "\n- a newer `python -m frad.bench` run\n")
+    assert status(ws) == {"report"}
+    assert repro(ws) == {"report"}
+    assert "a newer `python -m frad.bench` run" in (ws / "reports" / "tables.md").read_text().split("## Speed")[1]
+
+
 def test_adding_a_category_adds_only_its_stages(ws):
     set_params(ws, **{"data.categories": CATS + ["bottle"]})
     ran = repro(ws)
