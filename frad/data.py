@@ -23,16 +23,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from frad.errors import ConfigError, DataError
+from frad.mvtec import MVTEC_CATEGORIES, MVTEC_OBJECTS, MVTEC_TEXTURES  # noqa: F401  (re-exported for readers)
 
 if TYPE_CHECKING:
     import torch
 
-MVTEC_TEXTURES: tuple[str, ...] = ("carpet", "grid", "leather", "tile", "wood")
-MVTEC_OBJECTS: tuple[str, ...] = (
-    "bottle", "cable", "capsule", "hazelnut", "metal_nut",
-    "pill", "screw", "toothbrush", "transistor", "zipper",
-)
-MVTEC_CATEGORIES: tuple[str, ...] = MVTEC_TEXTURES + MVTEC_OBJECTS
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")  # compared lower-cased
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

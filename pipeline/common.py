@@ -1,4 +1,4 @@
-"""Shared bits of the stage scripts: the error wrapper, paths, and the model variants of Tables 3–4."""
+"""Shared bits of the stage scripts: the error wrapper and the output paths."""
 from __future__ import annotations
 
 import functools
@@ -7,14 +7,12 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from frad.errors import FradError
 from frad.runtime import tune_malloc
 
-from .params import layers_of
 
 RAW = Path("data/raw")
 DATASETS = Path("data/datasets")
@@ -23,34 +21,32 @@ MODELS = Path("data/models")
 SCORES = Path("data/scores")
 REPORTS = Path("reports")
 
-MODULE_VARIANTS = ("baseline", "gfe", "shuffle")  # Table 3 rows besides the full model
+CURVES = Path("data/curves")
 
 
-@dataclass(frozen=True)
-class Variant:
-    """What a variant changes relative to the main model (Tables 3 and 4)."""
-
-    name: str
-    layers: list[int]
-    gfe: bool
-    ssl: bool
+def model_path(category: str, variant: str, seed: int) -> Path:
+    return MODELS / category / variant / f"seed{seed}.pt"
 
 
-def resolve_variant(params: dict, name: str) -> Variant:
-    """full = the main model (params as they are); baseline/gfe/shuffle switch the two modules (Table 3);
-    L<digits> = the main model on another layer set (Table 4)."""
-    main_layers = params["features"]["layers"]
-    if name == "full":
-        return Variant(name, main_layers, params["model"]["gfe"], params["ssl"]["enabled"])
-    if name == "baseline":
-        return Variant(name, main_layers, False, False)
-    if name == "gfe":
-        return Variant(name, main_layers, True, False)
-    if name == "shuffle":
-        return Variant(name, main_layers, False, True)
-    if name.startswith("L"):
-        return Variant(name, layers_of(name), params["model"]["gfe"], params["ssl"]["enabled"])
-    raise FradError(f"unknown variant {name!r}: use full, baseline, gfe, shuffle or L<layers> such as L123")
+def score_path(category: str, method: str, seed: int) -> Path:
+    """Metrics and image scores of one method on one category with one seed."""
+    return SCORES / category / method / f"seed{seed}.json"
+
+
+def maps_path(category: str, method: str, seed: int) -> Path:
+    """A few anomaly maps kept for the report's figures."""
+    return SCORES / category / method / f"seed{seed}_maps.npz"
+
+
+def curves_path(category: str, method: str, seed: int) -> Path:
+    """ROC and PRO curves (``frad.curves``) of one score item."""
+    return CURVES / category / method / f"seed{seed}.json"
+
+
+def seed_arg(text: str) -> int:
+    if not text.isdigit():
+        raise FradError(f"seed must be a non-negative integer, got {text!r}")
+    return int(text)
 
 
 def _process_age() -> float | None:

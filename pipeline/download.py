@@ -13,7 +13,7 @@ from frad.errors import DownloadError
 from frad.io import write_json
 
 from .common import RAW, stage_main, usage
-from .params import load_params
+from .params import Params, load_params
 
 EXTRACTED = RAW / "mvtec_ad"
 SOURCE_FILE = RAW / "SOURCE.json"
@@ -29,24 +29,24 @@ def _extract(archive: Path, sha256: str) -> None:
     marker.write_text(sha256 + "\n")
 
 
-def run(params: dict) -> None:
-    d = params["data"]
+def run(params: Params) -> None:
+    d = params.data
     RAW.mkdir(parents=True, exist_ok=True)
-    source = d["source"]
+    source = d.source
     record = {"source": source}
     if source == "mvtec":
-        archive = download(d["url"], RAW / MVTEC_FILENAME, d["sha256"], size=MVTEC_SIZE if d["url"] == MVTEC_URL else None)
-        _extract(archive, d["sha256"])
-        record.update(url=d["url"], sha256=d["sha256"])
+        archive = download(d.url, RAW / MVTEC_FILENAME, d.sha256, size=MVTEC_SIZE if d.url == MVTEC_URL else None)
+        _extract(archive, d.sha256)
+        record.update(url=d.url, sha256=d.sha256)
     elif source == "archive":
-        archive = Path(d["archive"])
+        archive = Path(d.archive)
         if not archive.is_file():
             raise DownloadError(
                 f"data.archive={archive} does not exist; put a copy of {MVTEC_FILENAME} there or set data.source: mvtec to download it"
             )
-        verify_sha256(archive, d["sha256"])
-        _extract(archive, d["sha256"])
-        record.update(archive=str(archive), sha256=d["sha256"])
+        verify_sha256(archive, d.sha256)
+        _extract(archive, d.sha256)
+        record.update(archive=str(archive), sha256=d.sha256)
     write_json(SOURCE_FILE, record)
 
 

@@ -8,19 +8,19 @@ from frad.data import index_category
 from frad.train import resolve_device
 
 from .common import DATASETS, FEATURES, stage_main, usage
-from .params import load_params
+from .params import Params, load_params
 
 
-def run(params: dict, category: str) -> None:
-    b, f = params["backbone"], params["features"]
-    device = resolve_device(params["train"]["device"])  # fails early if CUDA is asked for but absent
+def run(params: Params, category: str) -> None:
+    b, f = params.backbone, params.features
+    device = resolve_device(params.train.device)  # fails early if CUDA is asked for but absent
     index = index_category(DATASETS, category)
     backbone = load_backbone(
-        b["name"], b["weights"], layers=f["cache_layers"], channels_last=b["channels_last"], precision=b["precision"]
+        b.name, b.weights, layers=f.cache_layers, channels_last=b.channels_last, precision=b.precision
     )
     build_feature_cache(
-        index, backbone, FEATURES / category, image_size=params["data"]["image_size"], weights=b["weights"],
-        device=device, batch_size=f["batch_size"],
+        index, backbone, FEATURES / category, image_size=params.data.image_size, weights=b.weights,
+        device=device, batch_size=f.batch_size,
     )
 
 

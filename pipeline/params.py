@@ -6,10 +6,12 @@ import difflib
 import math
 import re
 from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Callable, Sequence, get_type_hints
 
 import yaml
 
+from frad.mvtec import MVTEC_TEXTURES
 from frad.errors import ConfigError
 from frad.layers import check_layers
 
@@ -19,6 +21,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 BACKBONE_NAMES = ("tf_efficientnet_lite0", "wide_resnet50_2")  # = frad.backbone.BACKBONES (tested); no timm import here
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LAYER_VARIANT = re.compile(r"^L([123]+)$")
+BASELINES = ("padim", "patchcore", "rd")  # same-harness comparison methods (frad/<name>.py, pipeline/<name>.py)
+MODULE_VARIANTS: dict[str, tuple[bool, bool]] = {"baseline": (False, False), "gfe": (True, False), "shuffle": (False, True)}
+"""Table 3 rows besides ``full``: variant -> (GFE, shuffle loss)."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -147,12 +152,31 @@ def _device(key: str, v: Any) -> str:
 def _layer_variants(key: str, v: Any) -> list[str]:
     _names(allow_empty=True)(key, v)
     for name in v:
-        m = LAYER_VARIANT.match(name)
-        if not m:
+        if not LAYER_VARIANT.match(name):
             raise ConfigError(
                 f"{key}: {name!r} is not a layer set; write L followed by layer digits drawn from 1, 2, 3, e.g. L1 or L123"
             )
-        check_layers([int(c) for c in m.group(1)], f"{key} ({name})")
+        layers_of(name)
+    return v
+
+
+def _seeds(key: str, v: Any) -> list[int]:
+    if not isinstance(v, list) or not v:
+        raise ConfigError(f"{key} must be a non-empty list of seeds (integers >= 0), got {v!r}")
+    out = [_int(0)(f"{key}[{i}]", s) for i, s in enumerate(v)]
+    dup = sorted({s for s in out if out.count(s) > 1})
+    if dup:
+        raise ConfigError(f"{key} lists seed {dup[0]} more than once")
+    return out
+
+
+def _methods(key: str, v: Any) -> list[str]:
+    _names(allow_empty=True)(key, v)
+    for name in v:
+        if name not in BASELINES:
+            close = difflib.get_close_matches(str(name), BASELINES, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{key}: unknown method {name!r}; choose from {', '.join(BASELINES)}{hint}")
     return v
 
 
@@ -188,12 +212,27 @@ SCHEMA: dict[str, Any] = {
         "batch_size": _int(1),
         "lr": _float(0.0, lo_open=True),
         "betas": _betas,
-        "seed": _int(0),
+        "seeds": _seeds,
         "device": _device,
     },
     "score": {"sigma": _float(0.0), "pro_limit": _float(0.0, 1.0, lo_open=True), "batch_size": _int(1), "n_figures": _int(0)},
     "ablation": {"layers": _layer_variants},
+    "baselines": {
+        "methods": _methods,
+        "padim": {"d": _int(1), "eps": _float(0.0, lo_open=True)},
+        "patchcore": {
+            "coreset": _float(0.0, 1.0, lo_open=True),
+            "dims": _int(1),
+            "projection": _int(1),
+            "neighbourhood": _int(1),
+            "reweight": _bool,
+            "k": _int(1),
+        },
+        "rd": {"epochs": _int(1), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "betas": _betas},
+    },
 }
+OPTIONAL: dict[str, Any] = {"data.textures": []}
+"""Keys that may be left out of params.yaml, with their default."""
 
 
 def _validate(schema: dict, values: Any, prefix: str) -> dict:
@@ -211,6 +250,8 @@ def _validate(schema: dict, values: Any, prefix: str) -> dict:
             raise ConfigError(f"unknown key {prefix}{key} in {PARAMS_FILE}{hint}")
     out = {}
     for key, check in schema.items():
+        if key not in values and f"{prefix}{key}" in OPTIONAL:
+            values = {**values, key: OPTIONAL[f"{prefix}{key}"]}
         if key not in values:
             raise ConfigError(f"{prefix}{key} is missing from {PARAMS_FILE}; see README.md (Parameters)")
         v = values[key]
@@ -218,58 +259,256 @@ def _validate(schema: dict, values: Any, prefix: str) -> dict:
     return out
 
 
-def layers_of(variant_name: str) -> list[int]:
+def layers_of(variant_name: str) -> tuple[int, ...]:
+    """``"L123"`` -> ``(1, 2, 3)``: the layer set of a Table 4 variant (validated, sorted)."""
     m = LAYER_VARIANT.match(variant_name)
     if not m:
-        raise ConfigError(f"{variant_name!r} is not a layer variant (L followed by layer digits)")
-    return sorted(int(c) for c in m.group(1))
+        raise ConfigError(f"{variant_name!r} is not a layer variant (L followed by layer digits drawn from 1, 2, 3, e.g. L13)")
+    return check_layers([int(c) for c in m.group(1)], f"ablation.layers ({variant_name})")
 
 
-def feature_map_side(image_size: int, layers: list[int]) -> int:
+def feature_map_side(image_size: int, layers: Sequence[int]) -> int:
     """Side of the fused map z: the largest selected map (layer l has stride 2^(l+1))."""
     return image_size // (2 ** (min(layers) + 1))
 
 
-def _cross_checks(p: dict) -> None:
-    d = p["data"]
-    stray = [t for t in d["textures"] if t not in d["categories"]]
-    if stray:
-        raise ConfigError(f"data.textures lists {', '.join(stray)}, which data.categories does not; remove it or add the category")
-    if d["image_size"] % 16:
-        raise ConfigError(f"data.image_size={d['image_size']} must be a multiple of 16 (the backbone's layer-3 stride)")
-    cache = set(p["features"]["cache_layers"])
-    sets = {"features.layers": p["features"]["layers"]}
-    sets.update({f"ablation.layers ({v})": layers_of(v) for v in p["ablation"]["layers"]})
+# ------------------------------------------------------------------------------------------------
+# The typed params model: frozen dataclasses built from the validated params.yaml (lists become tuples).
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SyntheticParams:
+    seed: int
+    n_train: int
+    n_test_good: int
+    n_test_defect: int
+    size: int
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str
+    root: str
+    archive: str
+    url: str
+    sha256: str
+    categories: tuple[str, ...]
+    textures: tuple[str, ...]
+    image_size: int
+    synthetic: SyntheticParams
+
+    def is_texture(self, category: str) -> bool:
+        """MVTec AD's textures are known; ``data.textures`` adds names of other datasets."""
+        return category in MVTEC_TEXTURES or category in self.textures
+
+    @property
+    def texture_categories(self) -> tuple[str, ...]:
+        return tuple(c for c in self.categories if self.is_texture(c))
+
+    @property
+    def object_categories(self) -> tuple[str, ...]:
+        return tuple(c for c in self.categories if not self.is_texture(c))
+
+
+@dataclass(frozen=True)
+class BackboneParams:
+    name: str
+    weights: str
+    precision: str
+    channels_last: bool
+
+
+@dataclass(frozen=True)
+class FeaturesParams:
+    layers: tuple[int, ...]
+    channels: int
+    cache_layers: tuple[int, ...]
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    gfe: bool
+    grid: int
+    widths: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class SslParams:
+    enabled: bool
+    lambda_: float = field(metadata={"key": "lambda"})
+    grid: int
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int
+    batch_size: int
+    lr: float
+    betas: tuple[float, float]
+    seeds: tuple[int, ...]
+    device: str
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    sigma: float
+    pro_limit: float
+    batch_size: int
+    n_figures: int
+
+
+@dataclass(frozen=True)
+class AblationParams:
+    layers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PadimParams:
+    d: int
+    eps: float
+
+
+@dataclass(frozen=True)
+class PatchcoreParams:
+    coreset: float
+    dims: int
+    projection: int
+    neighbourhood: int
+    reweight: bool
+    k: int
+
+
+@dataclass(frozen=True)
+class RdParams:
+    epochs: int
+    batch_size: int
+    lr: float
+    betas: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class BaselinesParams:
+    methods: tuple[str, ...]
+    padim: PadimParams
+    patchcore: PatchcoreParams
+    rd: RdParams
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A FRAD model the pipeline trains: its layer set and modules (Tables 3 and 4)."""
+
+    name: str
+    layers: tuple[int, ...]
+    gfe: bool
+    ssl: bool
+
+
+@dataclass(frozen=True)
+class Params:
+    """params.yaml, validated: the one typed model every stage, the report and the benchmark take."""
+
+    data: DataParams
+    backbone: BackboneParams
+    features: FeaturesParams
+    model: ModelParams
+    ssl: SslParams
+    train: TrainParams
+    score: ScoreParams
+    ablation: AblationParams
+    baselines: BaselinesParams
+
+    def variant(self, name: str) -> Variant:
+        """full = the main model as params say; baseline/gfe/shuffle fix the two modules (Table 3);
+        L<digits> = the main model on another layer set (Table 4)."""
+        if name == "full":
+            return Variant(name, self.features.layers, self.model.gfe, self.ssl.enabled)
+        if name in MODULE_VARIANTS:
+            return Variant(name, self.features.layers, *MODULE_VARIANTS[name])
+        if LAYER_VARIANT.match(name):
+            return Variant(name, layers_of(name), self.model.gfe, self.ssl.enabled)
+        raise ConfigError(f"unknown variant {name!r}: use full, {', '.join(MODULE_VARIANTS)} or L<layers> such as L123")
+
+    @property
+    def layer_variants(self) -> tuple[str, ...]:
+        """Table 4 variants that are trained: ablation.layers without the main layer set (that row is ``full``)."""
+        return tuple(v for v in self.ablation.layers if layers_of(v) != self.features.layers)
+
+    @property
+    def frad_variants(self) -> tuple[str, ...]:
+        """Every FRAD variant the pipeline trains and scores."""
+        return ("full", *MODULE_VARIANTS, *self.layer_variants)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Every scored method: the FRAD variants, then the same-harness baselines."""
+        return (*self.frad_variants, *self.baselines.methods)
+
+
+def _build(cls: type, values: dict) -> Any:
+    """A params dataclass from its validated dict: nested sections recurse, lists become tuples."""
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        v = values[f.metadata.get("key", f.name)]
+        if is_dataclass(hints[f.name]):
+            v = _build(hints[f.name], v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+def _cross_checks(p: Params) -> None:
+    d = p.data
+    if d.image_size % 16:
+        raise ConfigError(f"data.image_size={d.image_size} must be a multiple of 16 (the backbone's layer-3 stride)")
+    cache = set(p.features.cache_layers)
+    sets: dict[str, tuple[int, ...]] = {"features.layers": p.features.layers}
+    for v in p.ablation.layers:
+        layers = layers_of(v)
+        same = next((k for k, other in sets.items() if other == layers and k != "features.layers"), None)
+        if same:
+            raise ConfigError(f"ablation.layers: {v} repeats the layer set of {same}")
+        sets[f"ablation.layers ({v})"] = layers
     for key, layers in sets.items():
         missing = sorted(set(layers) - cache)
         if missing:
             raise ConfigError(f"{key} uses layer {missing[0]}, which features.cache_layers {sorted(cache)} does not store; add it there")
-        side = feature_map_side(d["image_size"], layers)
-        need_model = 4 * p["model"]["grid"]
+        side = feature_map_side(d.image_size, layers)
+        need_model = 4 * p.model.grid
         if side % need_model:
             raise ConfigError(
-                f"model.grid={p['model']['grid']} does not fit {key}: the {side}x{side} feature map must be a multiple of "
+                f"model.grid={p.model.grid} does not fit {key}: the {side}x{side} feature map must be a multiple of "
                 f"4*K={need_model} (encoder stride 4, then a KxK GFE grid); change model.grid or data.image_size"
             )
         if side % 4:
-            raise ConfigError(f"data.image_size={d['image_size']}: the {side}x{side} map of {key} must be a multiple of 4")
-        if side % p["ssl"]["grid"]:
+            raise ConfigError(f"data.image_size={d.image_size}: the {side}x{side} map of {key} must be a multiple of 4")
+        if side % p.ssl.grid:
             raise ConfigError(
-                f"ssl.grid={p['ssl']['grid']} does not divide the {side}x{side} feature map of {key}; choose a divisor of {side}"
+                f"ssl.grid={p.ssl.grid} does not divide the {side}x{side} feature map of {key}; choose a divisor of {side}"
             )
-    k2 = p["model"]["grid"] ** 2
-    bad = [w for w in p["model"]["widths"] if w % k2]
+    k2 = p.model.grid ** 2
+    bad = [w for w in p.model.widths if w % k2]
     if bad:
-        raise ConfigError(f"model.widths {p['model']['widths']} must be multiples of K*K={k2} (model.grid={p['model']['grid']}, eq. 6)")
+        raise ConfigError(f"model.widths {list(p.model.widths)} must be multiples of K*K={k2} (model.grid={p.model.grid}, eq. 6)")
+    needed = {"padim": (1, 2, 3), "patchcore": (2, 3), "rd": (1, 2, 3)}
+    for method in p.baselines.methods:
+        missing = sorted(set(needed[method]) - cache)
+        if missing:
+            raise ConfigError(
+                f"baselines.methods: {method} needs backbone layers {list(needed[method])}, and features.cache_layers "
+                f"{sorted(cache)} lacks layer {missing[0]}; add it there"
+            )
 
 
-def validate_params(raw: Any) -> dict:
-    params = _validate(SCHEMA, raw, "")
+def validate_params(raw: Any) -> Params:
+    params = _build(Params, _validate(SCHEMA, raw, ""))
     _cross_checks(params)
     return params
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict:
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(), Loader=_Loader)

@@ -16,7 +16,7 @@ from frad.synthetic import generate_category
 
 from .common import DATASETS, stage_main, usage
 from .download import EXTRACTED
-from .params import load_params
+from .params import Params, load_params
 
 
 def _link(target: Path, link: Path) -> None:
@@ -31,22 +31,22 @@ def _link(target: Path, link: Path) -> None:
     os.replace(tmp, link)
 
 
-def run(params: dict, category: str) -> Path:
-    d = params["data"]
+def run(params: Params, category: str) -> Path:
+    d = params.data
     out = DATASETS / category
-    source = d["source"]
+    source = d.source
     if source == "synthetic":
-        s = d["synthetic"]
+        s = d.synthetic
         generate_category(
-            DATASETS, category, s["seed"], n_train=s["n_train"], n_test_good=s["n_test_good"],
-            n_test_defect_per_type=s["n_test_defect"], size=s["size"],
+            DATASETS, category, s.seed, n_train=s.n_train, n_test_good=s.n_test_good,
+            n_test_defect_per_type=s.n_test_defect, size=s.size,
         )
         check_files(index_category(DATASETS, category))
     else:
         if source == "folder":
-            root = Path(d["root"]).expanduser().resolve()
+            root = Path(d.root).expanduser().resolve()
             if not root.is_dir():
-                raise DataError(f"data.root={d['root']} is not a folder; point it at an MVTec-AD-layout root (data.source: folder)")
+                raise DataError(f"data.root={d.root} is not a folder; point it at an MVTec-AD-layout root (data.source: folder)")
             real = root / category
             link_target = real
         else:

@@ -1,24 +1,20 @@
-"""Stage `report`: the paper's Tables 1–4 next to ours, the DVC metrics file and per-category figures.
+"""Stage `report`: the paper's Tables 1–4 next to ours, the same-harness baselines, the DVC metrics file,
+per-category figures and ROC/PRO plot files.
 
-Reads ``data/scores/<category>/<variant>.json`` (and ``<variant>_maps.npz`` of the full model for the
-figures) and four params.yaml keys (``data.categories``, ``data.textures``, ``features.layers``,
-``ablation.layers``); writes, each atomically:
+Reads ``data/scores/<category>/<method>/seed<s>.json`` for every method the params select (the FRAD variants,
+then ``baselines.methods``) and every seed of ``train.seeds``; writes, each atomically:
 
-* ``reports/tables.md`` — Table 1 (image / pixel AUROC per category), Table 2 (PRO per category),
-  Table 3 (module ablation) and Table 4 (layer ablation), each as ours | paper | Δ = ours − paper,
-  in % with one decimal like the paper. Δ is computed from the two values as shown, so the table's
-  arithmetic checks by eye. An undefined metric (e.g. a test set without defects) shows "n/a" with
-  a note giving the reason; averages use the categories where the metric is defined and say so.
-  Last, a "Speed" section: the Markdown table of the latest ``python -m frad.bench`` run, read from
-  ``reports/benchmark.md`` (a DVC dependency of the stage: a new benchmark run re-runs only the report).
-* ``reports/metrics.json`` — ``{"image_auroc", "pixel_auroc", "pro", "categories"}``: the full
-  model's averages over the categories as fractions in [0, 1] (null if undefined everywhere).
-* ``reports/figures/<category>.png`` — test image, anomaly-map overlay and ground truth of the maps
-  the score stage kept for the full model (categories without a maps file get no figure).
-
-Average rows compare like with like: the paper's published average when our average covers exactly
-the paper's categories for that row, otherwise the mean of the paper's per-category values over the
-same categories (noted), or "—" when a category is not in the paper.
+* ``reports/tables.md`` — Table 1 (image / pixel AUROC per category, cells "image / pixel" like the paper) and
+  Table 2 (PRO): FRAD ours | paper | Δ, then PaDiM and RD re-run in our harness next to the paper's published
+  columns, then PatchCore (not in the paper); Table 3 (module ablation) and Table 4 (layer ablation). Values in %,
+  one decimal, mean ± sample standard deviation over seeds when there are several. Δ = ours − paper of the values
+  as shown. Group averages are means over categories per seed, then mean ± std over seeds. An undefined metric
+  shows "n/a" with a note giving the reason. Last, a short "Speed" summary of ``reports/benchmark.md``.
+* ``reports/metrics.json`` — the full model's averages (``image_auroc``, ``pixel_auroc``, ``pro`` as fractions,
+  ``categories``, ``seeds``) and each baseline's averages under ``methods.<name>``.
+* ``reports/figures/<category>.png`` — test image, anomaly map, ground truth of the full model (first seed).
+* ``reports/plots/<curve>/<category>.json`` — ROC (image, pixel) and PRO curves of every method (first seed),
+  one DVC plot per category and curve (see ``plots:`` in dvc.yaml).
 """
 from __future__ import annotations
 
@@ -26,37 +22,36 @@ import argparse
 import json
 import logging
 import math
-import re
-import sys
+import statistics
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import yaml
 from tabulate import tabulate
 
-from frad.errors import ConfigError, DataError, FradError
+from frad.curves import CURVES, plot_rows
+from frad.errors import DataError
 from frad.io import atomic_path, write_json, write_text
 
 from . import paper
+from .common import stage_main
+from .params import MODULE_VARIANTS, PARAMS_FILE, Params, load_params
 
 log = logging.getLogger("frad.report")
 
-PARAMS_FILE = Path("params.yaml")
 SCORES_DIR = Path("data/scores")
+CURVES_DIR = Path("data/curves")
 REPORTS_DIR = Path("reports")
-BENCHMARK_FILE = REPORTS_DIR / "benchmark.md"  # written by `python -m frad.bench` (its default --out)
+BENCHMARK_FILE = REPORTS_DIR / "benchmark.md"  # written by `python -m bench` (its default --out)
 
 METRICS: tuple[str, ...] = paper.METRICS
 METRIC_LABELS: Mapping[str, str] = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "pro": "PRO"}
-MODULE_VARIANTS: Mapping[str, tuple[bool, bool]] = {"baseline": (False, False), "gfe": (True, False), "shuffle": (False, True)}
-"""Table 3 variants besides ``full`` and their fixed (GFE, shuffle loss) modules."""
+METHOD_LABELS: Mapping[str, str] = {"full": "FRAD", "padim": "PaDiM", "patchcore": "PatchCore", "rd": "RD"}
 TABLE3_ROWS: tuple[tuple[str, str], ...] = (
     ("baseline", "baseline"), ("gfe", "GFE only"), ("shuffle", "shuffle only"), ("full", "full"),
 )
-LAYER_VARIANT = re.compile(r"^L([1-9]+)$")
 MAX_FIGURE_ROWS = 8
 
 HEADER = (
@@ -66,100 +61,30 @@ HEADER = (
 CHECK = "✓"
 DASH = "—"
 NA = "n/a"
+NOISE = "≈"
 
 
 # ------------------------------------------------------------------------------------------------
 # Inputs
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ReportParams:
-    """The params.yaml keys the report depends on, validated."""
-
-    categories: tuple[str, ...]
-    textures: frozenset[str]
-    layers: tuple[int, ...]
-    layer_variants: tuple[tuple[str, tuple[int, ...]], ...]
-    """Table 4 variants (name, layer set) other than the main layer set, whose row comes from ``full``."""
-
-    @property
-    def variants(self) -> tuple[str, ...]:
-        """Every score-file variant the report reads."""
-        return ("full", *MODULE_VARIANTS, *(name for name, _ in self.layer_variants))
-
-
-@dataclass(frozen=True)
 class Score:
     """One score file: metric values as fractions (None = undefined, with the reason)."""
 
     category: str
-    variant: str
+    method: str
+    seed: int
     values: Mapping[str, float | None]
     reasons: Mapping[str, str]
     modules: tuple[bool, bool] | None
-    """(GFE, shuffle loss) as recorded in the file, None if it does not say."""
-
-
-def _key(params: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise ConfigError(f"{dotted} is missing from {PARAMS_FILE}")
-        node = node[part]
-    return node
-
-
-def _name_list(params: Mapping[str, Any], dotted: str, allow_empty: bool) -> list[str]:
-    names = _key(params, dotted)
-    if not isinstance(names, list) or (not names and not allow_empty):
-        raise ConfigError(f"{dotted} must be a {'' if allow_empty else 'non-empty '}list of names, got {names!r}")
-    for name in names:
-        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-            raise ConfigError(f"{dotted}: {name!r} is not a valid name")
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ConfigError(f"{dotted} lists {', '.join(dup)} more than once")
-    return names
-
-
-def parse_layer_variant(name: str) -> tuple[int, ...]:
-    """``"L123"`` -> ``(1, 2, 3)``: the layer set of a layer-ablation variant (sorted)."""
-    m = LAYER_VARIANT.match(name) if isinstance(name, str) else None
-    digits = [int(c) for c in m.group(1)] if m else []
-    if not m or len(set(digits)) != len(digits):
-        raise ConfigError(f"ablation.layers: {name!r} is not a layer set; write L followed by layer digits, e.g. L1 or L123")
-    return tuple(sorted(digits))
-
-
-def report_params(params: Mapping[str, Any]) -> ReportParams:
-    """Validate the four keys the report uses (a :class:`ConfigError` names the bad key)."""
-    categories = _name_list(params, "data.categories", allow_empty=False)
-    textures = _name_list(params, "data.textures", allow_empty=True)
-    layers = _key(params, "features.layers")
-    if (
-        not isinstance(layers, list) or not layers
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in layers)
-        or len(set(layers)) != len(layers)
-    ):
-        raise ConfigError(f"features.layers must be a non-empty list of distinct positive layer numbers, got {layers!r}")
-    main = tuple(sorted(layers))
-    variants: list[tuple[str, tuple[int, ...]]] = []
-    seen: dict[tuple[int, ...], str] = {main: "features.layers"}
-    for name in _name_list(params, "ablation.layers", allow_empty=True):
-        layer_set = parse_layer_variant(name)
-        if layer_set == main:
-            continue  # the main model's row: taken from variant `full`
-        if layer_set in seen:
-            raise ConfigError(f"ablation.layers: {name} repeats the layer set of {seen[layer_set]}")
-        seen[layer_set] = name
-        variants.append((name, layer_set))
-    return ReportParams(tuple(categories), frozenset(textures), main, tuple(variants))
+    """(GFE, shuffle loss) as recorded by a FRAD score file, None otherwise."""
 
 
 def _stale(path: Path, what: str) -> DataError:
     return DataError(f"{path}: {what}; the score file is stale or misplaced, rerun `dvc repro`")
 
 
-def load_score(path: Path, category: str, variant: str, layers: tuple[int, ...]) -> Score:
+def load_score(path: Path, category: str, method: str, seed: int, layers: tuple[int, ...] | None) -> Score:
     """Read and check one score file (its metrics must be fractions in [0, 1] or null)."""
     try:
         data = json.loads(path.read_text())
@@ -169,17 +94,17 @@ def load_score(path: Path, category: str, variant: str, layers: tuple[int, ...])
         raise DataError(f"{path} is not a readable score file ({err}); rerun `dvc repro`") from None
     if not isinstance(data, dict):
         raise DataError(f"{path} is not a score file (expected a JSON object); rerun `dvc repro`")
-    for key, expected in (("category", category), ("variant", variant)):
+    for key, expected in (("category", category), ("method", method), ("seed", seed)):
         if key in data and data[key] != expected:
             raise _stale(path, f"it says {key} {data[key]!r}, expected {expected!r}")
-    if "layers" in data:
+    if layers is not None and "layers" in data:
         recorded = data["layers"]
         ok = isinstance(recorded, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in recorded)
         if not ok or tuple(sorted(recorded)) != layers:
             raise _stale(path, f"it was computed on layers {recorded!r}, expected {list(layers)}")
     modules = (data["gfe"], data["ssl"]) if isinstance(data.get("gfe"), bool) and isinstance(data.get("ssl"), bool) else None
-    if modules is not None and variant in MODULE_VARIANTS and modules != MODULE_VARIANTS[variant]:
-        raise _stale(path, f"it records gfe={modules[0]}, ssl={modules[1]}, which is not variant {variant!r}")
+    if modules is not None and method in MODULE_VARIANTS and modules != MODULE_VARIANTS[method]:
+        raise _stale(path, f"it records gfe={modules[0]}, ssl={modules[1]}, which is not variant {method!r}")
     undefined = data.get("undefined") if isinstance(data.get("undefined"), dict) else {}
     values: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
@@ -194,56 +119,52 @@ def load_score(path: Path, category: str, variant: str, layers: tuple[int, ...])
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0.0 <= v <= 1.0:
             raise DataError(f"{path}: {metric} = {v!r} is not a fraction in [0, 1] or null; rerun `dvc repro`")
         values[metric] = float(v)
-    return Score(category, variant, values, reasons, modules)
+    return Score(category, method, seed, values, reasons, modules)
 
 
-def load_scores(scores_dir: Path, rp: ReportParams) -> dict[str, dict[str, Score]]:
-    """{variant: {category: Score}} for every variant and category the params require.
+Scores = Mapping[str, Mapping[str, Sequence[Score]]]
+"""{method: {category: [Score per seed]}}."""
 
-    Missing files are all found first; the error names the first and counts the rest."""
-    expected_layers = {"full": rp.layers, **{v: rp.layers for v in MODULE_VARIANTS}, **dict(rp.layer_variants)}
+
+def load_scores(scores_dir: Path, p: Params) -> dict[str, dict[str, list[Score]]]:
+    """Every score file the params require. Missing files are all found first; the error names the first."""
+    path = lambda c, m, s: scores_dir / c / m / f"seed{s}.json"  # noqa: E731  (= pipeline.common.score_path)
     missing = [
-        scores_dir / c / f"{v}.json" for v in rp.variants for c in rp.categories if not (scores_dir / c / f"{v}.json").is_file()
+        path(c, m, s) for m in p.methods for c in p.data.categories for s in p.train.seeds if not path(c, m, s).is_file()
     ]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise DataError(f"missing score file {missing[0]}{more}: run `dvc repro` to compute the scores")
+    layers = {m: p.variant(m).layers for m in p.frad_variants}
     return {
-        v: {c: load_score(scores_dir / c / f"{v}.json", c, v, expected_layers[v]) for c in rp.categories}
-        for v in rp.variants
+        m: {c: [load_score(path(c, m, s), c, m, s, layers.get(m)) for s in p.train.seeds] for c in p.data.categories}
+        for m in p.methods
     }
-
-
-def read_params(path: Path = PARAMS_FILE) -> dict:
-    """params.yaml as a dict (only parsed here; :func:`report_params` checks the keys used)."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path} not found; run from the project root (where dvc.yaml is)") from None
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path} is not readable YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must be a mapping of keys")
-    return raw
 
 
 # ------------------------------------------------------------------------------------------------
 # Numbers and cells
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Mean:
-    """Mean of one metric over some categories, ignoring those where it is undefined."""
+class Stat:
+    """A metric over seeds: mean, sample std (None with one seed), and the categories used / undefined."""
 
-    value: float | None
+    mean: float | None
+    std: float | None
     used: tuple[str, ...]
     undefined: tuple[str, ...]
 
 
-def mean_over(scores: Mapping[str, Score], categories: Sequence[str], metric: str) -> Mean:
-    vals = [(c, scores[c].values[metric]) for c in categories]
-    used = tuple(c for c, v in vals if v is not None)
-    value = math.fsum(v for _, v in vals if v is not None) / len(used) if used else None
-    return Mean(value, used, tuple(c for c, v in vals if v is None))
+def stat(by_category: Mapping[str, Sequence[Score]], categories: Sequence[str], metric: str) -> Stat:
+    """Per seed the mean over the categories where the metric is defined, then mean ± std over seeds."""
+    used = tuple(c for c in categories if by_category[c][0].values[metric] is not None)
+    undefined = tuple(c for c in categories if c not in used)
+    if not used:
+        return Stat(None, None, used, undefined)
+    n_seeds = len(by_category[used[0]])
+    per_seed = [math.fsum(by_category[c][i].values[metric] for c in used) / len(used) for i in range(n_seeds)]  # type: ignore[misc]
+    std = statistics.stdev(per_seed) if n_seeds > 1 else None
+    return Stat(math.fsum(per_seed) / n_seeds, std, used, undefined)
 
 
 def pct(fraction: float) -> str:
@@ -251,10 +172,23 @@ def pct(fraction: float) -> str:
     return f"{100.0 * fraction:.1f}"
 
 
+def shown(s: Stat) -> str:
+    """"97.8" or "97.8±0.3" (std over seeds); the caller handles undefined values."""
+    assert s.mean is not None
+    return pct(s.mean) + (f"±{100.0 * s.std:.1f}" if s.std is not None else "")
+
+
 def delta(ours_shown: str, paper_value: float) -> str:
     """Signed Δ = ours − paper of the values as shown (one decimal each)."""
     d = round(float(ours_shown) - round(paper_value, 1), 1) + 0.0  # + 0.0 turns -0.0 into 0.0
     return f"{d:+.1f}"
+
+
+def within_noise(a: Stat, b: Stat) -> bool:
+    """|a − b| smaller than the combined standard deviation √(σa² + σb²) of the two rows."""
+    if a.mean is None or b.mean is None or a.std is None or b.std is None:
+        return False
+    return abs(a.mean - b.mean) < math.hypot(a.std, b.std)
 
 
 class Notes:
@@ -276,20 +210,40 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
 
 
-def _partial(name: str, mean: Mean, n: int) -> str:
-    """Note of an average that skips categories where the metric is undefined."""
-    return (
-        f"{name} averaged over the {len(mean.used)} of {_plural(n, 'category')} where it is defined "
-        f"(undefined for {', '.join(mean.undefined)})."
+def _ours(s: Stat, metric: str, n: int, notes: Notes, what: str = "") -> str:
+    """Our cell of a mean, with a note when it is undefined or skips categories."""
+    name = METRIC_LABELS[metric]
+    if s.mean is None:
+        return NA + notes.mark(f"{what}{name} is undefined ({', '.join(s.undefined)}).")
+    text = shown(s)
+    if s.undefined and n > 1:
+        text += notes.mark(
+            f"{name} averaged over the {len(s.used)} of {_plural(n, 'category')} where it is defined "
+            f"(undefined for {', '.join(s.undefined)})."
+        )
+    return text
+
+
+def _paper_mean(method: str, group: str, cats: Sequence[str], metric: str, notes: Notes) -> tuple[float | None, str]:
+    """The paper's value to compare a mean over ``cats`` with: its published average when ``cats`` are exactly
+    the group's categories, else the mean of its per-category values (noted), else None."""
+    if len(cats) == 1:
+        return paper.category_value(cats[0], metric, method), ""
+    values = [paper.category_value(c, metric, method) for c in cats]
+    if not cats or any(v is None for v in values):
+        return None, ""
+    if group in paper.GROUPS and set(cats) == set(paper.GROUPS[group]):
+        return paper.average_value(group, metric, method), ""
+    return math.fsum(values) / len(values), notes.mark(  # type: ignore[arg-type]
+        f"The paper's mean over the same {_plural(len(cats), 'category')} ({', '.join(cats)}), not a published average."
     )
 
 
-def _compare(ours: str, paper_value: float | None, paper_mark: str = "") -> list[str]:
-    """[ours, paper, Δ] cells."""
+def _compare(ours: str, paper_value: float | None, paper_mark: str = "") -> tuple[str, str]:
+    """(paper, Δ) cells next to ``ours``."""
     if paper_value is None:
-        return [ours, DASH + paper_mark, DASH]
-    shown = f"{paper_value:.1f}"
-    return [ours, shown + paper_mark, DASH if ours.startswith(NA) else delta(ours.split(" ")[0], paper_value)]
+        return DASH, DASH
+    return f"{paper_value:.1f}{paper_mark}", (DASH if ours.startswith(NA) else delta(ours.split("±")[0].split(" ")[0], paper_value))
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], n_checks: int = 0) -> str:
@@ -298,121 +252,144 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], n_checks: int 
     return tabulate(rows, headers=list(headers), tablefmt="pipe", disable_numparse=True, colalign=align)
 
 
-def _metric_headers(metrics: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for m in metrics:
-        out += [f"{METRIC_LABELS[m]} ours", "paper", "Δ"]
-    return out
-
-
-def _comparability(rp: ReportParams) -> str | None:
-    if set(rp.categories) == set(paper.CATEGORIES):
+def _comparability(p: Params) -> str | None:
+    if set(p.data.categories) == set(paper.CATEGORIES):
         return None
     return (
         f"The paper averages all {len(paper.CATEGORIES)} MVTec AD categories; ours average the "
-        f"{len(rp.categories)} categories in params.yaml, so Δ is not a like-for-like comparison."
+        f"{len(p.data.categories)} categories in params.yaml, so Δ is not a like-for-like comparison."
     )
 
 
 # ------------------------------------------------------------------------------------------------
-# Tables
+# Tables 1-2: per category, every method
 # ------------------------------------------------------------------------------------------------
-def _average_cells(
-    full: Mapping[str, Score], label: str, group: str, cats: Sequence[str], metric: str, notes: Notes
-) -> list[str]:
-    mean = mean_over(full, cats, metric)
-    name = METRIC_LABELS[metric]
-    if mean.value is None:
-        return [NA + notes.mark(f"{name} is undefined for every category."), DASH, DASH]
-    ours = pct(mean.value)
-    if mean.undefined:
-        ours += notes.mark(_partial(name, mean, len(cats)))
-    unknown = [c for c in mean.used if paper.category_value(c, metric) is None]
-    if unknown:
-        return _compare(ours, None, notes.mark(f"No paper value: the paper does not report {', '.join(unknown)}."))
-    if set(mean.used) == set(paper.GROUPS[group]):
-        return _compare(ours, paper.average_value(group, metric))
-    paper_mean = math.fsum(paper.category_value(c, metric) for c in mean.used) / len(mean.used)  # type: ignore[misc]
-    mark = notes.mark(
-        f"The paper's mean {name} over the same {_plural(len(mean.used), 'category')} "
-        f"({', '.join(mean.used)}); its published {label.lower()} covers {len(paper.GROUPS[group])}."
-    )
-    return _compare(ours, paper_mean, mark)
+def _groups(p: Params) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(paper group, label, categories) rows of Tables 1-2: each category, then its group's average."""
+    return [("texture", "Texture average", p.data.texture_categories), ("object", "Object average", p.data.object_categories)]
 
 
-def category_table(full: Mapping[str, Score], rp: ReportParams, metrics: Sequence[str]) -> str:
-    """Per-category table (Table 1: AUROCs, Table 2: PRO) with texture, object and total averages."""
+def _method_cells(scores: Scores, method: str, group: str, cats: Sequence[str], metrics: Sequence[str], notes: Notes) -> list[str]:
+    """[ours, paper, Δ] (or [ours] for a method not in the paper); several metrics share a cell as "a / b"."""
+    ours, papers, deltas = [], [], []
+    for m in metrics:
+        s = stat(scores[method], cats, m)
+        cell = _ours(s, m, len(cats), notes, f"{METHOD_LABELS[method]} on {cats[0]}: " if len(cats) == 1 else "")
+        ref, mark = _paper_mean(method, group, cats, m, notes)
+        paper_cell, delta_cell = _compare(cell, ref, mark)
+        ours.append(cell)
+        papers.append(paper_cell)
+        deltas.append(delta_cell)
+    joined = [" / ".join(ours)]
+    if method in paper.IN_PAPER:
+        joined += [" / ".join(papers), " / ".join(deltas)]
+    return joined
+
+
+def _headers(methods: Sequence[str], what: str) -> list[str]:
+    out = ["Category"]
+    for m in methods:
+        if m in paper.IN_PAPER:
+            out += [f"{METHOD_LABELS[m]} ours {what}", "paper", "Δ"]
+        else:
+            out += [f"{METHOD_LABELS[m]} ours {what} (not in paper)"]
+    return out
+
+
+def category_table(scores: Scores, p: Params, metrics: Sequence[str]) -> str:
+    """Table 1 (metrics = image and pixel AUROC, one "image / pixel" cell) or Table 2 (PRO) for the full model
+    and every baseline, with texture, object and total averages."""
     notes = Notes()
-    textures = [c for c in rp.categories if c in rp.textures]
-    objects = [c for c in rp.categories if c not in rp.textures]
+    methods = ["full", *p.baselines.methods]
     rows: list[list[str]] = []
-    for group, label, cats in (("texture", "Texture average", textures), ("object", "Object average", objects)):
+    for group, label, cats in _groups(p):
         for c in cats:
-            row = [c]
-            for m in metrics:
-                v = full[c].values[m]
-                ours = pct(v) if v is not None else NA + notes.mark(f"{c}: {METRIC_LABELS[m]} undefined ({full[c].reasons[m]}).")
-                row += _compare(ours, paper.category_value(c, m))
-            rows.append(row)
+            rows.append([c] + [x for m in methods for x in _method_cells(scores, m, "", [c], metrics, notes)])
         if cats:
-            rows.append([label] + [x for m in metrics for x in _average_cells(full, label, group, cats, m, notes)])
-    rows.append(["Total average"] + [x for m in metrics for x in _average_cells(full, "Total average", "total", list(rp.categories), m, notes)])
-    return "\n".join([_table(["Category", *_metric_headers(metrics)], rows), *notes.render()])
+            rows.append([label] + [x for m in methods for x in _method_cells(scores, m, group, cats, metrics, notes)])
+    total = list(p.data.categories)
+    rows.append(["Total average"] + [x for m in methods for x in _method_cells(scores, m, "total", total, metrics, notes)])
+    what = "image / pixel" if len(metrics) == 2 else METRIC_LABELS[metrics[0]]
+    return "\n".join([_table(_headers(methods, what), rows), *notes.render()])
 
 
-def _recorded_modules(scores: Mapping[str, Score], variant: str, nominal: tuple[bool, bool]) -> tuple[bool, bool]:
-    found = {s.modules for s in scores.values() if s.modules is not None}
+def best_line(scores: Scores, p: Params, metric: str) -> str:
+    """One line: the best method (highest mean over seeds) per category group, as measured here."""
+    methods = ["full", *p.baselines.methods]
+    parts = []
+    for _, label, cats in [*_groups(p), ("total", "Total average", p.data.categories)]:
+        if not cats:
+            continue
+        ranked = [(stat(scores[m], cats, metric).mean, m) for m in methods]
+        ranked = [(v, m) for v, m in ranked if v is not None]
+        if ranked:
+            v, m = max(ranked, key=lambda vm: vm[0])
+            parts.append(f"{label.replace(' average', '').lower()}s: {METHOD_LABELS[m]} ({pct(v)})".replace("totals", "all"))
+    return f"Best {METRIC_LABELS[metric].lower().replace('auroc', 'AUROC')} here (mean over seeds): " + "; ".join(parts) + "."
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables 3-4: FRAD variants, averaged over the categories
+# ------------------------------------------------------------------------------------------------
+def _recorded_modules(by_category: Mapping[str, Sequence[Score]], variant: str, nominal: tuple[bool, bool]) -> tuple[bool, bool]:
+    found = {s.modules for seeds in by_category.values() for s in seeds if s.modules is not None}
     if len(found) > 1:
-        raise DataError(
-            f"the {variant}.json score files disagree on gfe/ssl ({sorted(found)}): some are stale; rerun `dvc repro`"
-        )
+        raise DataError(f"the {variant} score files disagree on gfe/ssl ({sorted(found)}): some are stale; rerun `dvc repro`")
     return found.pop() if found else nominal
 
 
-def _mean_cells(scores: Mapping[str, Score], rp: ReportParams, ref: Mapping[str, float] | None, notes: Notes) -> list[str]:
-    """[ours, paper, Δ] × metrics of a variant averaged over all categories."""
-    cells: list[str] = []
-    for m in METRICS:
-        mean = mean_over(scores, rp.categories, m)
-        name = METRIC_LABELS[m]
-        if mean.value is None:
-            ours = NA + notes.mark(f"{name} is undefined for every category.")
-        else:
-            ours = pct(mean.value)
-            if mean.undefined:
-                ours += notes.mark(_partial(name, mean, len(rp.categories)))
-        cells += _compare(ours, None if ref is None else ref[m])
-    return cells
+def _ablation_rows(
+    scores: Scores, p: Params, entries: Sequence[tuple[str, list[str], Mapping[str, float] | None]], notes: Notes
+) -> list[list[str]]:
+    """Rows [label cells…, ours, paper, Δ per metric]; a cell within seed noise of the full row is marked ≈."""
+    cats = list(p.data.categories)
+    full = {m: stat(scores["full"], cats, m) for m in METRICS}
+    rows = []
+    for variant, label_cells, ref in entries:
+        cells: list[str] = []
+        for m in METRICS:
+            s = stat(scores[variant], cats, m)
+            ours = _ours(s, m, len(cats), notes)
+            if variant != "full" and within_noise(s, full[m]):
+                ours = NOISE + ours + notes.mark(
+                    f"{NOISE}: differs from the full row by less than their combined seed standard deviation "
+                    "(within seed noise)."
+                )
+            cells += [ours, *_compare(ours.lstrip(NOISE), None if ref is None else ref[m])]
+        rows.append(label_cells + cells)
+    return rows
 
 
-def module_table(scores: Mapping[str, Mapping[str, Score]], rp: ReportParams) -> str:
+def _metric_headers() -> list[str]:
+    return [x for m in METRICS for x in (f"{METRIC_LABELS[m]} ours", "paper", "Δ")]
+
+
+def module_table(scores: Scores, p: Params) -> str:
     """Table 3: baseline / GFE only / shuffle only / full, averaged over the categories."""
     notes = Notes()
-    rows: list[list[str]] = []
+    entries = []
     for variant, label in TABLE3_ROWS:
-        nominal = MODULE_VARIANTS.get(variant, (True, True))
-        gfe, ssl = _recorded_modules(scores[variant], variant, nominal)
+        gfe, ssl = _recorded_modules(scores[variant], variant, MODULE_VARIANTS.get(variant, (True, True)))
         if variant == "full" and (gfe, ssl) != (True, True):
             label += notes.mark(
                 "params.yaml switches off GFE or the shuffle loss (model.gfe / ssl.enabled), so `full` is not the "
                 "paper's full model; it is compared with the paper's row of the same modules."
             )
-        row = [label, CHECK if gfe else "", CHECK if ssl else ""]
-        rows.append(row + _mean_cells(scores[variant], rp, paper.module_ablation(gfe, ssl), notes))
-    text = _table(["Model", "GFE", "Shuffle", *_metric_headers(METRICS)], rows, 2)
-    note = _comparability(rp)
+        entries.append((variant, [label, CHECK if gfe else "", CHECK if ssl else ""], paper.module_ablation(gfe, ssl)))
+    text = _table(["Model", "GFE", "Shuffle", *_metric_headers()], _ablation_rows(scores, p, entries, notes), 2)
+    note = _comparability(p)
     return "\n".join([text, *notes.render(), *(["", note] if note else [])])
 
 
-def layer_table(scores: Mapping[str, Mapping[str, Score]], rp: ReportParams) -> str:
+def layer_table(scores: Scores, p: Params) -> str:
     """Table 4: one row per layer set; the main layer set's row is the full model."""
     notes = Notes()
     full_modules = _recorded_modules(scores["full"], "full", (True, True))
-    entries = [(rp.layers, "full")] + [(layers, name) for name, layers in rp.layer_variants]
-    entries.sort(key=lambda e: (len(e[0]), e[0]))
-    columns = sorted({layer for layers, _ in entries for layer in layers} | {1, 2, 3})
-    rows: list[list[str]] = []
-    for layers, variant in entries:
+    sets = [(p.features.layers, "full")] + [(p.variant(v).layers, v) for v in p.layer_variants]
+    sets.sort(key=lambda e: (len(e[0]), e[0]))
+    columns = sorted({layer for layers, _ in sets for layer in layers} | {1, 2, 3})
+    entries = []
+    for layers, variant in sets:
         modules = _recorded_modules(scores[variant], variant, full_modules)
         label = variant if variant != "full" else f"full (L{''.join(map(str, layers))})"
         ref = paper.layer_ablation(layers)
@@ -422,77 +399,87 @@ def layer_table(scores: Mapping[str, Mapping[str, Score]], rp: ReportParams) -> 
                 "GFE or the shuffle loss is off (model.gfe / ssl.enabled) while the paper's Table 4 uses the full "
                 "model: no paper value."
             )
-        row = [label] + [CHECK if c in layers else "" for c in columns]
-        rows.append(row + _mean_cells(scores[variant], rp, ref, notes))
-    text = _table(["Model", *map(str, columns), *_metric_headers(METRICS)], rows, len(columns))
-    note = _comparability(rp)
+        entries.append((variant, [label] + [CHECK if c in layers else "" for c in columns], ref))
+    text = _table(["Model", *map(str, columns), *_metric_headers()], _ablation_rows(scores, p, entries, notes), len(columns))
+    note = _comparability(p)
     return "\n".join([text, *notes.render(), *(["", note] if note else [])])
 
 
-def render_tables(scores: Mapping[str, Mapping[str, Score]], rp: ReportParams) -> str:
-    """The whole of reports/tables.md."""
-    textures = [c for c in rp.categories if c in rp.textures]
-    objects = [c for c in rp.categories if c not in rp.textures]
-    layer_text = ", ".join(map(str, rp.layers))
+def render_tables(scores: Scores, p: Params) -> str:
+    """The whole of reports/tables.md (without the Speed section)."""
+    d = p.data
+    seeds = p.train.seeds
+    baselines = ", ".join(METHOD_LABELS[m] for m in p.baselines.methods)
     lines = [
         HEADER,
         "",
         "# FRAD on MVTec AD: our results next to the paper's",
         "",
-        f"{len(rp.categories)} categories — textures: {', '.join(textures) or 'none'}; objects: {', '.join(objects) or 'none'}. "
-        f"Main model: layers L = {{{layer_text}}}.",
+        f"{len(d.categories)} categories — textures: {', '.join(d.texture_categories) or 'none'}; "
+        f"objects: {', '.join(d.object_categories) or 'none'}. Main model: layers L = {{{', '.join(map(str, p.features.layers))}}}. "
+        f"Seeds: {', '.join(map(str, seeds))}"
+        + (" (values are mean ± sample standard deviation over seeds)." if len(seeds) > 1 else " (one seed: no spread)."),
         "",
-        f"All values in %. *paper* = the \"Ours\" column of the FRAD paper; Δ = ours − paper, computed from the values "
-        f"as shown; {DASH} = no paper value; {NA} = metric undefined (see the notes under the table).",
+        f"All values in %. *paper* = the FRAD paper's published column; Δ = ours − paper, computed from the values as "
+        f"shown; {DASH} = no paper value; {NA} = metric undefined (see the notes under the table). "
+        + (f"{baselines} run in this pipeline's harness (same cached features, resize, §1.5 upsampling and blur, exact "
+           f"metrics); PatchCore has no column in the paper." if baselines else "No baseline selected (baselines.methods)."),
         "",
-        "## Table 1 — image / pixel AUROC per category (full model)",
+        "## Table 1 — image / pixel AUROC per category",
         "",
-        category_table(scores["full"], rp, ("image_auroc", "pixel_auroc")),
+        category_table(scores, p, ("image_auroc", "pixel_auroc")),
         "",
-        "## Table 2 — PRO per category (full model)",
+        best_line(scores, p, "image_auroc"),
         "",
-        category_table(scores["full"], rp, ("pro",)),
+        "## Table 2 — PRO per category",
+        "",
+        category_table(scores, p, ("pro",)),
         "",
         "## Table 3 — module ablation (averages over the categories)",
         "",
-        module_table(scores, rp),
+        module_table(scores, p),
         "",
         "## Table 4 — layer ablation (averages over the categories)",
         "",
-        layer_table(scores, rp),
+        layer_table(scores, p),
         "",
     ]
     return "\n".join(lines)
 
 
 def benchmark_section(path: Path | None) -> str:
-    """The "Speed" section: the latest ``python -m frad.bench`` table (its own title dropped, headings
-    demoted under this one), or how to make one."""
-    lines = ["## Speed — the latest `python -m frad.bench` run", ""]
+    """The "Speed" section: the headline rows of the latest ``python -m bench`` run, with a link to the file."""
+    lines = ["## Speed", ""]
     if path is None or not path.is_file():
         where = f" ({path} does not exist)" if path is not None else ""
-        return "\n".join([*lines, f"No benchmark run recorded{where}: run `python -m frad.bench` (it writes "
+        return "\n".join([*lines, f"No benchmark run recorded{where}: run `python -m bench` (it writes "
                                    f"{BENCHMARK_FILE}), then `dvc repro report`.", ""])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot read the benchmark table ({err}); rerun `python -m frad.bench` to rewrite it") from err
-    body = text.splitlines()
-    if body and body[0].startswith("# "):
-        body = body[1:]  # the benchmark's own title
-    body = ["#" + line if line.startswith("#") else line for line in body]
-    return "\n".join([*lines, f"From `{path}`.", *body]).rstrip() + "\n"
+        raise DataError(f"{path}: cannot read the benchmark table ({err}); rerun `python -m bench` to rewrite it") from err
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    header, rows = table[:2], [r for r in table[2:] if any(k in r for k in ("fast path", "training", "scoring", "AU-PRO +"))]
+    context = next((line for line in text.splitlines() if line.strip() and not line.startswith(("#", "|"))), "")
+    return "\n".join([*lines, f"Headline rows of [`{path.name}`]({path.name}) (the full benchmark; {context.strip()})", "",
+                      *header, *rows]).rstrip() + "\n"
 
 
-def summary_metrics(full: Mapping[str, Score], categories: Sequence[str]) -> dict[str, Any]:
-    """reports/metrics.json: the full model's averages (fractions; None if undefined everywhere)."""
-    out: dict[str, Any] = {m: mean_over(full, categories, m).value for m in METRICS}
-    out["categories"] = len(categories)
+def summary_metrics(scores: Scores, p: Params) -> dict[str, Any]:
+    """reports/metrics.json: the full model's averages (fractions; None if undefined everywhere) and each
+    baseline's under ``methods``."""
+    cats = list(p.data.categories)
+    out: dict[str, Any] = {m: stat(scores["full"], cats, m).mean for m in METRICS}
+    out.update(categories=len(cats), seeds=len(p.train.seeds))
+    if len(p.train.seeds) > 1:
+        out["std"] = {m: stat(scores["full"], cats, m).std for m in METRICS}
+    if p.baselines.methods:
+        out["methods"] = {b: {m: stat(scores[b], cats, m).mean for m in METRICS} for b in p.baselines.methods}
     return out
 
 
 # ------------------------------------------------------------------------------------------------
-# Figures
+# Figures and plots
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Maps:
@@ -503,7 +490,7 @@ class Maps:
 
 
 def load_maps(path: Path) -> Maps:
-    """Read a ``<variant>_maps.npz`` written by the score stage, checking shapes."""
+    """Read a ``seed<s>_maps.npz`` written by the score stage, checking shapes."""
     try:
         with np.load(path, allow_pickle=False) as z:
             names, images, maps, masks = (z[k] for k in ("names", "images", "maps", "masks"))
@@ -549,12 +536,12 @@ def save_figure(category: str, data: Maps, path: Path) -> None:
     fig.savefig(path, format="png", metadata={"Software": None})
 
 
-def write_figures(scores_dir: Path, categories: Sequence[str], figures_dir: Path) -> list[str]:
+def write_figures(scores_dir: Path, p: Params, figures_dir: Path) -> list[str]:
     """Replace ``figures_dir`` by one PNG per category that has full-model maps; returns the categories drawn."""
     drawn: list[str] = []
     with atomic_path(figures_dir, is_dir=True) as tmp:
-        for c in categories:
-            path = scores_dir / c / "full_maps.npz"
+        for c in p.data.categories:
+            path = scores_dir / c / "full" / f"seed{p.train.seeds[0]}_maps.npz"
             if not path.is_file():
                 log.warning("report: no %s, figure of %s skipped", path, c)
                 continue
@@ -567,45 +554,62 @@ def write_figures(scores_dir: Path, categories: Sequence[str], figures_dir: Path
     return drawn
 
 
+def write_plots(curves_dir: Path, p: Params, plots_dir: Path) -> None:
+    """``plots_dir/<curve>/<category>.json``: every method's curve (first seed), one DVC plot each."""
+    seed = p.train.seeds[0]
+    curves: dict[str, dict[str, Any]] = {}
+    for c in p.data.categories:
+        curves[c] = {}
+        for m in p.methods:
+            path = curves_dir / c / m / f"seed{seed}.json"
+            try:
+                curves[c][m] = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise DataError(f"{path} is not a readable curves file ({err}); rerun `dvc repro`") from None
+    with atomic_path(plots_dir, is_dir=True) as tmp:
+        for name in CURVES:
+            (tmp / name).mkdir()
+            for c in p.data.categories:
+                (tmp / name / f"{c}.json").write_text(json.dumps(plot_rows(curves[c], name)) + "\n")
+
+
 # ------------------------------------------------------------------------------------------------
 # Entry points
 # ------------------------------------------------------------------------------------------------
-def build_report(scores_dir: str | Path, params: Mapping[str, Any], out_dir: str | Path,
-                 benchmark: str | Path | None = None) -> dict[str, Any]:
-    """Write tables.md, metrics.json and figures/ under ``out_dir``; return the metrics dict.
-    ``benchmark``: a ``python -m frad.bench`` Markdown file to append as the Speed section.
-
-    Every input is read and checked before anything is written."""
+def build_report(scores_dir: str | Path, params: Params, out_dir: str | Path, benchmark: str | Path | None = None,
+                 curves_dir: str | Path | None = None) -> dict[str, Any]:
+    """Write tables.md, metrics.json, figures/ and plots/ under ``out_dir``; return the metrics dict.
+    ``benchmark``: a ``python -m bench`` Markdown file summarised as the Speed section; ``curves_dir``: the score
+    stages' curves (no plots without it). Every input is read and checked before anything is written."""
     scores_dir, out_dir = Path(scores_dir), Path(out_dir)
-    rp = report_params(params)
-    scores = load_scores(scores_dir, rp)
-    tables = render_tables(scores, rp) + "\n" + benchmark_section(Path(benchmark) if benchmark else None)
-    metrics = summary_metrics(scores["full"], rp.categories)
-    write_figures(scores_dir, rp.categories, out_dir / "figures")
+    scores = load_scores(scores_dir, params)
+    tables = render_tables(scores, params) + "\n" + benchmark_section(Path(benchmark) if benchmark else None)
+    metrics = summary_metrics(scores, params)
+    if curves_dir is not None:
+        write_plots(Path(curves_dir), params, out_dir / "plots")
+    write_figures(scores_dir, params, out_dir / "figures")
     write_text(out_dir / "tables.md", tables)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipeline.report``: exit status 0, or 2 with ``error: <message>`` on stderr."""
+def run(argv: Sequence[str]) -> dict[str, Any]:
+    """``python -m pipeline.report [--params …] [--scores …] [--curves …] [--out …] [--benchmark …]``."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=PARAMS_FILE)
+    parser.add_argument("--params", type=Path, default=Path(PARAMS_FILE))
     parser.add_argument("--scores", type=Path, default=SCORES_DIR)
+    parser.add_argument("--curves", type=Path, default=CURVES_DIR)
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
     parser.add_argument("--benchmark", type=Path, default=BENCHMARK_FILE,
-                        help="latest `python -m frad.bench` table to include (default: %(default)s)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        metrics = build_report(args.scores, read_params(args.params), args.out, args.benchmark)
-    except FradError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    shown = ", ".join(f"{m} {'n/a' if metrics[m] is None else pct(metrics[m])}" for m in METRICS)
-    log.info("report: %d categories, %s -> %s", metrics["categories"], shown, args.out / "tables.md")
-    return 0
+                        help="latest `python -m bench` table to summarise (default: %(default)s)")
+    args = parser.parse_args(list(argv))
+    metrics = build_report(args.scores, load_params(args.params), args.out, args.benchmark, args.curves)
+    shown_metrics = ", ".join(f"{m} {'n/a' if metrics[m] is None else pct(metrics[m])}" for m in METRICS)
+    log.info("report: %d categories, %s -> %s", metrics["categories"], shown_metrics, args.out / "tables.md")
+    return metrics
 
+
+main = stage_main(run)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,20 +1,24 @@
-"""Stage `score` (one per category × variant): anomaly maps of the test set (§1.5), image scores, and
-image AUROC, pixel AUROC, AU-PRO into data/scores/<category>/<variant>.json; a few maps for figures."""
+"""Stage `score` (one per category × FRAD variant × seed): anomaly maps of the test set (§1.5) and image
+scores, then :func:`evaluate` — shared with the baseline stages, so every method is measured the same way:
+image AUROC, pixel AUROC, AU-PRO (``frad.metrics``) into data/scores/<category>/<method>/seed<seed>.json,
+ROC/PRO curves into data/curves/…, and a few maps for the report's figures."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
 from frad import metrics
 from frad.cache import FeatureCache
+from frad.curves import compute_curves
 from frad.data import index_category, read_image
 from frad.io import atomic_path, write_json
 from frad.score import anomaly_maps, image_scores
 from frad.train import load_model, resolve_device
 
-from .common import DATASETS, FEATURES, MODELS, SCORES, stage_main, usage
-from .params import load_params
+from .common import DATASETS, FEATURES, curves_path, maps_path, model_path, score_path, seed_arg, stage_main, usage
+from .params import Params, load_params
 
 log = logging.getLogger("frad.score")
 
@@ -28,50 +32,54 @@ def figure_indices(labels: np.ndarray, n: int) -> list[int]:
     return sorted({int(pool[i]) for i in np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int)})
 
 
-def run(params: dict, category: str, variant: str) -> dict:
-    sc = params["score"]
-    device = resolve_device(params["train"]["device"])
-    model, payload = load_model(MODELS / category / f"{variant}.pt", device)
-    cache = FeatureCache(FEATURES / category)
-    maps = anomaly_maps(
-        model, cache.layers("test", payload["layers"]), payload["channels"], cache.image_size, sc["sigma"], sc["batch_size"]
-    ).numpy()
+def evaluate(
+    params: Params, category: str, method: str, seed: int, maps: np.ndarray, scores: np.ndarray, cache: FeatureCache,
+    info: dict[str, Any],
+) -> dict:
+    """Metrics, curves and figure maps of one method's (N, S, S) test maps and (N,) image scores; every file atomic."""
+    sc = params.score
     labels, masks = cache.test_labels(), cache.test_masks()
-    scores = image_scores(maps)
     result: dict = {
-        "category": category,
-        "variant": variant,
-        "layers": payload["layers"],
-        "gfe": payload["model_config"]["gfe"],
-        "ssl": payload["train_config"]["ssl"],
-        "n_test": int(len(labels)),
-        "n_defect": int(labels.sum()),
-        "undefined": {},
+        "category": category, "method": method, "seed": seed, **info,
+        "n_test": int(len(labels)), "n_defect": int(labels.sum()), "undefined": {},
     }
     for name, value, reason in (
         ("image_auroc", *metrics.try_metric(metrics.image_auroc, scores, labels)),
         ("pixel_auroc", *metrics.try_metric(metrics.pixel_auroc, maps, masks)),
-        ("pro", *metrics.try_metric(metrics.au_pro, maps, masks, fpr_limit=sc["pro_limit"])),
+        ("pro", *metrics.try_metric(metrics.au_pro, maps, masks, fpr_limit=sc.pro_limit)),
     ):
         result[name] = value
         if reason is not None:
             result["undefined"][name] = reason
     result.update(names=cache.test_names, labels=labels.tolist(), image_scores=[float(s) for s in scores])
-    log.info("%s/%s: image AUROC %s, pixel AUROC %s, PRO %s", category, variant,
+    log.info("%s/%s seed %d: image AUROC %s, pixel AUROC %s, PRO %s", category, method, seed,
              result["image_auroc"], result["pixel_auroc"], result["pro"])
 
-    keep = figure_indices(labels, sc["n_figures"])
+    keep = figure_indices(labels, sc.n_figures)
     index = index_category(DATASETS, category)
     size = cache.image_size
     images = np.stack([_thumbnail(index.test[i].path, size) for i in keep]) if keep else np.zeros((0, size, size, 3), np.uint8)
-    with atomic_path(SCORES / category / f"{variant}_maps.npz") as tmp:
+    with atomic_path(maps_path(category, method, seed)) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(
                 fh, names=np.array([cache.test_names[i] for i in keep]), images=images,
                 maps=maps[keep].astype(np.float16), masks=masks[keep],
             )
-    write_json(SCORES / category / f"{variant}.json", result)
+    write_json(curves_path(category, method, seed), compute_curves(maps, masks, scores, labels, sc.pro_limit))
+    write_json(score_path(category, method, seed), result)
     return result
+
+
+def run(params: Params, category: str, variant: str, seed: int) -> dict:
+    device = resolve_device(params.train.device)
+    model, payload = load_model(model_path(category, variant, seed), device)
+    cache = FeatureCache(FEATURES / category)
+    maps = anomaly_maps(
+        model, cache.layers("test", payload["layers"]), payload["channels"], cache.image_size, params.score.sigma,
+        params.score.batch_size,
+    ).numpy()
+    info = {"layers": payload["layers"], "gfe": payload["model_config"]["gfe"], "ssl": payload["train_config"]["ssl"]}
+    return evaluate(params, category, variant, seed, maps, image_scores(maps), cache, info)
 
 
 def _thumbnail(path, size: int) -> np.ndarray:
@@ -82,8 +90,8 @@ def _thumbnail(path, size: int) -> np.ndarray:
 
 @stage_main
 def main(args: list[str]) -> None:
-    category, variant = usage(args, 2, "python -m pipeline.score <category> <variant>")
-    run(load_params(), category, variant)
+    category, variant, seed = usage(args, 3, "python -m pipeline.score <category> <variant> <seed>")
+    run(load_params(), category, variant, seed_arg(seed))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-# Tiny but complete: 1 synthetic category, all stages, 1 epoch, EfficientNet-Lite0 ImageNet weights.
+# Tiny but complete: 1 synthetic category, all stages and baselines, 1 epoch, EfficientNet-Lite0 ImageNet weights.
 TINY = {
     "data.source": "synthetic",
     "data.categories": ["tile"],
@@ -28,6 +28,9 @@ TINY = {
     "train.device": "cpu",
     "score.n_figures": 1,
     "ablation.layers": ["L3"],
+    "baselines.padim": {"d": 16, "eps": 0.01},
+    "baselines.patchcore": {"coreset": 0.5, "dims": 32, "projection": 8, "neighbourhood": 3, "reweight": False, "k": 3},
+    "baselines.rd": {"epochs": 1, "batch_size": 4, "lr": 0.005, "betas": [0.5, 0.999]},
 }
 
 RUNNING = re.compile(r"Running stage '([^']+)'")
@@ -69,5 +72,5 @@ def set_params(ws: Path, **dotted) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def stages(names: list[str], categories: list[str], variants_by_stage: dict[str, list[str]]) -> set[str]:
-    return {f"{stage}@{c}-{v}" for stage, vs in variants_by_stage.items() for c in categories for v in vs} | set(names)
+def stages(names: list[str], categories: list[str], variants_by_stage: dict[str, list[str]], seeds=(0,)) -> set[str]:
+    return {f"{stage}@{c}-{v}-{s}" for stage, vs in variants_by_stage.items() for c in categories for v in vs for s in seeds} | set(names)

@@ -8,6 +8,7 @@ Cases are listed in tests/FAULTS.md (group "Params").
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import subprocess
 import sys
@@ -62,7 +63,10 @@ def rejected(raw: dict, *needles: str) -> str:
 
 def test_project_params_yaml_is_valid():
     params = load_params(PROJECT / "params.yaml")
-    assert params["ssl"]["lambda"] == BASE["ssl"]["lambda"] and params["model"]["grid"] == BASE["model"]["grid"]
+    assert params.ssl.lambda_ == BASE["ssl"]["lambda"] and params.model.grid == BASE["model"]["grid"]
+    assert params.train.seeds == tuple(BASE["train"]["seeds"]) and isinstance(params.model.widths, tuple)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.train.epochs = 1  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- unknown keys (typos)
@@ -173,7 +177,14 @@ TYPES = {
     "str_for_int": (changed(train__epochs="10"), "train.epochs must be an integer, got '10'"),
     "float_for_int": (changed(train__epochs=10.5), "train.epochs must be an integer, got 10.5"),
     "bool_for_int": (changed(train__epochs=True), "train.epochs must be an integer, got True"),
-    "bool_for_int_seed": (changed(train__seed=False), "train.seed must be an integer, got False"),
+    "bool_for_int_seed": (changed(train__seeds=[0, False]), "train.seeds[1] must be an integer, got False"),
+    "seeds_empty": (changed(train__seeds=[]), "train.seeds must be a non-empty list"),
+    "seeds_twice": (changed(train__seeds=[0, 1, 0]), "train.seeds lists seed 0 more than once"),
+    "unknown_method": (changed(baselines__methods=["padim", "patchcor"]), "unknown method 'patchcor'", "did you mean patchcore?"),
+    "coreset_0": (changed(baselines__patchcore__coreset=0), "baselines.patchcore.coreset must be > 0.0"),
+    "padim_without_layer_1": (changed(features__cache_layers=[2, 3], ablation__layers=[], baselines__methods=["padim"]),
+                              "padim needs backbone layers [1, 2, 3]", "lacks layer 1"),
+    "same_layer_set_twice": (changed(ablation__layers=["L1", "L1"]), "ablation.layers lists L1 more than once"),
     "list_for_bool": (changed(model__gfe=[True]), "model.gfe must be true or false, got [True]"),
     "str_for_bool": (changed(ssl__enabled="yes"), "ssl.enabled must be true or false, got 'yes'"),
     "int_for_bool": (changed(ssl__enabled=1), "ssl.enabled must be true or false, got 1"),
@@ -188,7 +199,6 @@ TYPES = {
     "bad_device": (changed(train__device="gpu"), "train.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
     "bad_sha256": (changed(data__sha256="abc"), "data.sha256 must be a 64-digit hex SHA-256"),
     "scalar_for_section": (changed(train=5), "train must be a mapping of keys", "epochs"),
-    "stray_texture": (changed(data__textures=["tile", "marble"]), "data.textures lists marble", "data.categories"),
 }
 
 
@@ -201,7 +211,7 @@ def test_wrong_types_are_rejected(case):
 # --------------------------------------------------------------------------- missing keys
 
 MISSING = {
-    "train.seed": (changed(train__seed=DELETE), "train.seed is missing from params.yaml"),
+    "train.seeds": (changed(train__seeds=DELETE), "train.seeds is missing from params.yaml"),
     "score": (changed(score=DELETE), "score is missing from params.yaml"),
     "data.synthetic.size": (changed(data__synthetic__size=DELETE), "data.synthetic.size is missing from params.yaml"),
 }
@@ -225,6 +235,24 @@ def test_missing_key_is_named(case):
 ], ids=["batch_larger_than_train_set", "lambda_0", "int_for_float", "no_ablation", "other_grids"])
 def test_unusual_but_valid_values_are_accepted(raw):
     validate_params(raw)
+
+
+def test_categories_alone_select_categories():
+    """MVTec AD's textures are built in; data.textures only adds names and may be left out."""
+    raw = changed(data__categories=["bottle", "carpet", "marble"], data__textures=DELETE)
+    p = validate_params(raw)
+    assert p.data.texture_categories == ("carpet",) and p.data.object_categories == ("bottle", "marble")
+    p = validate_params(changed(data__categories=["bottle", "marble"], data__textures=["marble", "unused"]))
+    assert p.data.texture_categories == ("marble",)
+
+
+def test_variants_are_defined_once():
+    p = validate_params(changed(ablation__layers=["L1", "L23", "L123"], baselines__methods=["rd"]))
+    assert p.frad_variants == ("full", "baseline", "gfe", "shuffle", "L1", "L123")  # L23 is the main model
+    assert p.methods == (*p.frad_variants, "rd")
+    assert (p.variant("shuffle").gfe, p.variant("shuffle").ssl, p.variant("L1").layers) == (False, True, (1,))
+    with pytest.raises(ConfigError, match="unknown variant 'L4x'"):
+        p.variant("L4x")
 
 
 # --------------------------------------------------------------------------- the file itself
@@ -274,15 +302,15 @@ def test_exponent_floats_read_as_numbers_like_dvc_does(tmp_path):
     text = YAML_TEXT.replace("lr: 0.001", "lr: 1e-3", 1).replace("lambda: 0.1", "lambda: 1.0E-1", 1)
     assert text.count("1e-3") == 1 and "1.0E-1" in text
     params = _load_text(tmp_path, text)
-    assert params["train"]["lr"] == 0.001 and params["ssl"]["lambda"] == 0.1
+    assert params.train.lr == 0.001 and params.ssl.lambda_ == 0.1
 
 
 # --------------------------------------------------------------------------- whole stage commands
 
 CLI = {
     "features_typo": (["pipeline.features", "tile"], {"ssl.lamda": 0.1}, "unknown key ssl.lamda", "did you mean ssl.lambda?"),
-    "train_epochs_0": (["pipeline.train", "tile", "full"], {"train.epochs": 0}, "train.epochs must be >= 1, got 0"),
-    "train_ssl_grid": (["pipeline.train", "tile", "full"], {"ssl.grid": 3}, "ssl.grid=3 does not divide"),
+    "train_epochs_0": (["pipeline.train", "tile", "full", "0"], {"train.epochs": 0}, "train.epochs must be >= 1, got 0"),
+    "train_ssl_grid": (["pipeline.train", "tile", "full", "0"], {"ssl.grid": 3}, "ssl.grid=3 does not divide"),
     "prepare_bad_yaml": (["pipeline.prepare", "tile"], "broken: [yaml\n", "params.yaml is not valid YAML"),
 }
 
@@ -337,11 +365,11 @@ def test_batch_size_larger_than_train_set_trains(tmp_path, monkeypatch, one_torc
     ws = make_workspace(tmp_path / "ws", {**TINY, "train.batch_size": 1000, "train.epochs": 2}, git=False)
     monkeypatch.chdir(ws)
     params = load_params()
-    assert params["train"]["batch_size"] > params["data"]["synthetic"]["n_train"]
+    assert params.train.batch_size > params.data.synthetic.n_train
     prepare.run(params, "tile")
     features.run(params, "tile")
-    train.run(params, "tile", "gfe")
-    _, payload = load_model(ws / "data" / "models" / "tile" / "gfe.pt")
+    train.run(params, "tile", "gfe", 0)
+    _, payload = load_model(ws / "data" / "models" / "tile" / "gfe" / "seed0.pt")
     assert payload["train_config"]["batch_size"] == 1000
     assert [h["epoch"] for h in payload["history"]] == [1, 2]
     assert all(math.isfinite(h["loss"]) for h in payload["history"])

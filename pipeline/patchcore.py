@@ -1,0 +1,22 @@
+"""Stage `baseline@<category>-patchcore-<seed>`: PatchCore (Roth et al., 2022) in the same harness as FRAD."""
+from __future__ import annotations
+
+from frad.patchcore import PatchcoreConfig, fit_and_score
+
+from . import baseline
+from .common import stage_main
+
+
+@stage_main
+def main(argv: list[str]) -> None:
+    params, category, seed = baseline.args(argv, "patchcore")
+    p = params.baselines.patchcore
+    config = PatchcoreConfig(
+        coreset=p.coreset, dims=p.dims, projection=p.projection, neighbourhood=p.neighbourhood, reweight=p.reweight,
+        k=p.k, seed=seed,
+    )
+    baseline.run(params, category, "patchcore", seed, fit_and_score, config)
+
+
+if __name__ == "__main__":
+    main()
