@@ -40,7 +40,7 @@ CAT = "tile"
 VARIANTS = ("full", "baseline", "gfe", "shuffle")  # ablation.layers: [] -> no L<digits> variants
 # The pipeline of the interruption and determinism tests: 4 trained variants, 20 epochs (long enough to kill one
 # mid-training), CPU (bitwise reproducibility is a CPU promise).
-RUN = {**TINY, "ablation.layers": [], "train.epochs": 20, "train.device": "cpu"}
+RUN = {**TINY, "ablation.layers": [], "baselines.methods": [], "train.epochs": 20, "train.device": "cpu"}
 SMALL_CATEGORY = {"n_train": 3, "n_test_good": 1, "n_test_defect_per_type": 1, "size": 64}
 
 
@@ -75,8 +75,8 @@ def entries(folder: Path) -> list[str]:
 
 
 def metrics_files(ws: Path) -> dict[str, bytes]:
-    """The metrics files of a run: data/scores/*/*.json and reports/metrics.json, as bytes."""
-    files = sorted((ws / "data" / "scores").glob("*/*.json")) + [ws / "reports" / "metrics.json"]
+    """The metrics files of a run: data/scores/<c>/<method>/seed<s>.json and reports/metrics.json, as bytes."""
+    files = sorted((ws / "data" / "scores").glob("*/*/*.json")) + [ws / "reports" / "metrics.json"]
     return {p.relative_to(ws).as_posix(): p.read_bytes() for p in files}
 
 
@@ -92,10 +92,10 @@ def run_in_process(ws: Path, variants=VARIANTS, categories=(CAT,)) -> None:
                 prepare.run(params, cat)
                 features.run(params, cat)
                 for v in variants:
-                    train.run(params, cat, v)
+                    train.run(params, cat, v, 0)
                 for v in variants:
-                    score.run(params, cat, v)
-            assert report.main([]) == 0
+                    score.run(params, cat, v, 0)
+            report.run([])
     finally:
         torch.set_num_threads(threads)
 
@@ -257,7 +257,7 @@ def reference(tmp_path_factory) -> dict:
 # --------------------------------------------------------------------------------------------- interruption
 
 PROGRESS = re.compile(r"train:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")  # tqdm's epoch bar of frad.train
-STAGE = re.compile(r"^(train\w*)@(\w+)-(\w+)$")
+STAGE = re.compile(r"^(train\w*)@(\w+)-(\w+)-(\d+)$")
 
 
 def _group_alive(pgid: int) -> list[str]:
@@ -327,8 +327,8 @@ def test_sigkill_mid_training_then_repro_gives_the_uninterrupted_metrics(referen
     # Nothing under data/models has a final name unless it is complete; the killed model has none.
     variant = STAGE.match(killed).group(3)
     models = ws / "data" / "models" / CAT
-    finished = [p for p in models.glob("*.pt")] if models.is_dir() else []
-    assert models / f"{variant}.pt" not in finished
+    finished = [p for p in models.glob("*/*.pt")] if models.is_dir() else []
+    assert models / variant / "seed0.pt" not in finished
     for path in finished:
         load_model(path)  # complete checkpoints only
     lock = yaml.safe_load((ws / "dvc.lock").read_text()) if (ws / "dvc.lock").exists() else {}
@@ -356,13 +356,13 @@ def test_sigkill_while_saving_a_model_leaves_no_file_under_its_final_name(refere
         "        fh.write(b'half a checkpoint'); fh.flush(); os.fsync(fh.fileno())\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "torch.save = dying_save\n"
-        f"train.run(load_params(), {CAT!r}, 'full')\n"
+        f"train.run(load_params(), {CAT!r}, 'full', 0)\n"
     )
     proc = subprocess.run([sys.executable, "-c", child], cwd=ws, env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    models = ws / "data" / "models" / CAT
+    models = ws / "data" / "models" / CAT / "full"
     names = entries(models)
-    assert "full.pt" not in names and all(n.startswith(".") for n in names), names
+    assert "seed0.pt" not in names and all(n.startswith(".") for n in names), names
     partial = [p for p in models.rglob("*") if p.is_file()]
     assert len(partial) == 1 and partial[0].read_bytes() == b"half a checkpoint" and partial[0].parent != models
 
@@ -378,7 +378,7 @@ def test_same_seed_twice_gives_bitwise_identical_results(reference, tmp_path):
     for path in sorted((ref / "data" / "features" / CAT).glob("*.npy")):
         np.testing.assert_array_equal(np.load(path), np.load(ws / path.relative_to(ref)), err_msg=path.name)
     for v in VARIANTS:
-        rel = Path("data", "models", CAT, f"{v}.pt")
+        rel = Path("data", "models", CAT, v, "seed0.pt")
         a = torch.load(ref / rel, weights_only=True)["state_dict"]
         b = torch.load(ws / rel, weights_only=True)["state_dict"]
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), v
@@ -386,19 +386,17 @@ def test_same_seed_twice_gives_bitwise_identical_results(reference, tmp_path):
 
 def test_other_seed_gives_other_weights_and_image_scores(reference, tmp_path, monkeypatch):
     ws = copy_ws(reference["ws"], tmp_path / "ws")
-    set_param(ws, "train.seed", 1)
     monkeypatch.chdir(ws)
     params = load_params()
-    train.run(params, CAT, "full")
-    other = score.run(params, CAT, "full")
-    rel = Path("data", "models", CAT, "full.pt")
-    a = torch.load(reference["ws"] / rel, weights_only=True)
-    b = torch.load(ws / rel, weights_only=True)
+    train.run(params, CAT, "full", 1)
+    other = score.run(params, CAT, "full", 1)
+    a = torch.load(ws / "data" / "models" / CAT / "full" / "seed0.pt", weights_only=True)
+    b = torch.load(ws / "data" / "models" / CAT / "full" / "seed1.pt", weights_only=True)
     assert b["train_config"]["seed"] == 1 and a["train_config"]["seed"] == 0
     differ = [k for k in a["state_dict"] if a["state_dict"][k].is_floating_point()
               and not torch.equal(a["state_dict"][k], b["state_dict"][k])]
     assert differ, "seed 1 trained the same weights as seed 0"
-    ref_scores = json.loads((reference["ws"] / "data" / "scores" / CAT / "full.json").read_bytes())["image_scores"]
+    ref_scores = json.loads((ws / "data" / "scores" / CAT / "full" / "seed0.json").read_bytes())["image_scores"]
     assert other["image_scores"] != ref_scores
 
 
@@ -414,11 +412,11 @@ def test_device_auto_falls_back_to_cpu(reference, tmp_path, monkeypatch):
     monkeypatch.chdir(ws)
     params = load_params()
     features.run(params, CAT)
-    train.run(params, CAT, "baseline")
+    train.run(params, CAT, "baseline", 0)
     ref = reference["ws"]
     for path in sorted((ref / "data" / "features" / CAT).glob("*.npy")):
         np.testing.assert_array_equal(np.load(path), np.load(ws / path.relative_to(ref)), err_msg=path.name)
-    rel = Path("data", "models", CAT, "baseline.pt")
+    rel = Path("data", "models", CAT, "baseline", "seed0.pt")
     a = torch.load(ref / rel, weights_only=True)
     b = torch.load(ws / rel, weights_only=True)
     assert a["train_config"]["device"] == "cpu" and b["train_config"]["device"] == "auto"
@@ -438,7 +436,7 @@ def test_all_good_test_set_scores_null_with_reason_and_report_shows_na(tmp_path)
     ws = make_workspace(tmp_path / "ws", {**TINY, "data.source": "folder", "data.root": str(root),
                                           "ablation.layers": []}, git=False)
     run_in_process(ws)
-    full = json.loads((ws / "data" / "scores" / CAT / "full.json").read_text())
+    full = json.loads((ws / "data" / "scores" / CAT / "full" / "seed0.json").read_text())
     assert full["n_test"] == 2 and full["n_defect"] == 0
     assert full["image_auroc"] is None and full["pixel_auroc"] is None and full["pro"] is None
     assert "all test images are normal" in full["undefined"]["image_auroc"]
