@@ -10,8 +10,9 @@ from frad import metrics
 from frad.cache import FeatureCache
 from frad.data import index_category, read_image
 from frad.io import atomic_path, write_json
+from frad.device import resolve_device
 from frad.score import anomaly_maps, image_scores
-from frad.train import load_model, resolve_device
+from frad.train import load_model
 
 from .common import DATASETS, FEATURES, MODELS, SCORES, stage_main, usage
 from .params import load_params
