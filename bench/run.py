@@ -305,7 +305,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
     naive = results.get(NAIVE.key)
     img_s = {k: r["img_s"] for k, r in results.items()}
     speedup = verdict(settings.target_map, "backbone_speedup", img_s[fast.key] / naive["img_s"]) if fast and naive else ""
-    notes = table.accuracy_note(settings, accuracy_net, settings.accuracy_images)
+    notes = table.accuracy_note(settings, accuracy_net, settings.accuracy_images) if "backbone" in settings.only else []
     notes.append(table.fast_path_note(settings, variants, img_s, fast, speedup))
     share = runner.ceiling_share_note(naive)
     notes += [share] if share else []

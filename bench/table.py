@@ -162,9 +162,10 @@ def closing_notes(settings: Settings, emulated: bool) -> list[str]:
                                        else "; all rows ran in one process (--no-isolate), so the rises are "
                                        "not separable.")
                  + " Metrics rows: CPU RSS, the synthetic maps and masks included in the rise.")
-    notes.append("Training and scoring: random per-layer maps of the cached shapes (fp16) / an untrained net; the full "
-                 f"model (GFE, shuffle loss λ=0.1, K=4 unless the row says otherwise, widths {list(settings.widths)}), "
-                 "Adam (torch multi-tensor kernels, as frad.train runs it).")
+    if {"training", "scoring"} & set(settings.only):
+        notes.append("Training and scoring: random per-layer maps of the cached shapes (fp16) / an untrained net; the full "
+                     f"model (GFE, shuffle loss λ=0.1, K=4 unless the row says otherwise, widths "
+                     f"{list(settings.widths)}), Adam (torch multi-tensor kernels, as frad.train runs it).")
     return notes
 
 
