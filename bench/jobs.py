@@ -22,20 +22,17 @@ from .measure import PeakMemory, memory_now, native_low_precision, sync, timed
 from .settings import NAIVE, Settings, Variant
 
 
-def _tune_malloc() -> None:
-    from frad.runtime import tune_malloc
-
-    if not tune_malloc():
-        raise RuntimeError("frad.runtime.tune_malloc is not available here (not glibc, or FRAD_MALLOC_TUNE=0)")
-
-
-def _quiet() -> None:
-    """Silence the expected warnings (random weights, compile chatter) in a worker."""
+def _start(settings: Settings, malloc: bool = False) -> torch.device:
+    """What every job does first in its process: silence the expected warnings (random weights, compile chatter),
+    tune malloc when asked (``frad.runtime.tune_malloc``, as the pipeline stages run), set the thread count,
+    and turn on cudnn.benchmark on CUDA. Returns the device."""
     warnings.simplefilter("ignore")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if malloc:
+        from frad.runtime import tune_malloc
 
-
-def _torch_device(settings: Settings) -> torch.device:
+        if not tune_malloc():
+            raise RuntimeError("frad.runtime.tune_malloc is not available here (not glibc, or FRAD_MALLOC_TUNE=0)")
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     dev = torch.device(settings.device)
@@ -137,10 +134,7 @@ def _recon_flops(channels: int, widths: tuple[int, int, int], side: int, train: 
 
 def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
     """Throughput of one backbone variant, plus its fused-feature cosine vs fp32 on the same net."""
-    _quiet()
-    if variant.malloc:
-        _tune_malloc()
-    dev = _torch_device(settings)
+    dev = _start(settings, variant.malloc)
     start = memory_now(dev)
     backbone, run = _build_backbone(settings.backbone, settings.weights, settings.layers, variant, dev, settings.seed)
     native = native_low_precision(dev, variant.precision)
@@ -199,8 +193,7 @@ def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
 
 def job_accuracy(settings: Settings, name: str, weights: str, variants: Sequence[Variant]) -> dict[str, Any]:
     """Fused-feature cosine of every variant vs naive fp32 on ``name`` with ``weights``."""
-    _quiet()
-    dev = _torch_device(settings)
+    dev = _start(settings)
     ref_bb, _ = _build_backbone(name, weights, settings.layers, NAIVE, dev, settings.seed)
     x = _images(settings.accuracy_images, settings.image_size, ref_bb.mean, ref_bb.std, split="test").to(dev)
     with torch.inference_mode():
@@ -237,13 +230,10 @@ def grids(side: int, widths: Sequence[int] = (256, 256, 256)) -> tuple[int, int]
 def job_train(settings: Settings, malloc: bool = False) -> dict[str, Any]:
     """s/epoch and samples/s of the full model (GFE + shuffle loss) on in-memory maps
     (``malloc``: with frad.runtime.tune_malloc, as the pipeline stages run)."""
-    _quiet()
-    if malloc:
-        _tune_malloc()
     from frad.model import ModelConfig
     from frad.train import TrainConfig, train_model
 
-    dev = _torch_device(settings)
+    dev = _start(settings, malloc)
     start = memory_now(dev)
     gen = torch.Generator().manual_seed(settings.seed)
     n, bs = settings.train_images, settings.batch_size
@@ -289,13 +279,10 @@ def job_train(settings: Settings, malloc: bool = False) -> dict[str, Any]:
 def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
     """img/s of backbone + reconstruction + upsampling + blur, batched, images already decoded
     (on the CPU with frad.runtime.tune_malloc, as the pipeline stages run)."""
-    _quiet()
-    if settings.device == "cpu":
-        _tune_malloc()
     from frad.model import ModelConfig, ReconstructionNet
     from frad.score import anomaly_maps
 
-    dev = _torch_device(settings)
+    dev = _start(settings, malloc=settings.device == "cpu")
     start = memory_now(dev)
     backbone, run = _build_backbone(settings.backbone, settings.weights, settings.layers, variant, dev, settings.seed)
     torch.manual_seed(settings.seed)
@@ -335,8 +322,7 @@ def job_peak(settings: Settings) -> dict[str, Any]:
     """Measured matrix-product ceiling of this device (TFLOP/s of one large square product, best of a few):
     fp32 on the CPU (the backbone rows' arithmetic), fp32 and bf16 on CUDA. The achieved rates of the
     other rows are quoted against it, so a speed-up target can be read against what the hardware allows."""
-    _quiet()
-    dev = _torch_device(settings)
+    dev = _start(settings)
     n = 256 if settings.quick else (8192 if dev.type == "cuda" else 2048)
     dtypes = {"fp32": torch.float32} if dev.type == "cpu" else {"fp32": torch.float32, "bf16": torch.bfloat16}
     out: dict[str, Any] = {"n": n}
@@ -355,8 +341,8 @@ def job_metrics(settings: Settings) -> dict[str, Any]:
     """AU-PRO and pixel AUROC times on an MVTec-size synthetic test set (classic loop off)."""
     from .metrics import run_metrics_benchmark
 
-    _torch_device(replace(settings, device="cpu"))
-    start = memory_now(torch.device("cpu"))
+    _start(replace(settings, device="cpu"))
+    start = memory_now("cpu")
     with contextlib.redirect_stdout(io.StringIO()):
         res = run_metrics_benchmark(settings.metrics_n, settings.metrics_size, settings.seed,
                                     classic_thresholds=0, repeat=settings.reps)
