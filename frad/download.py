@@ -15,7 +15,7 @@ what is wrong, which file/URL/member, what to do.
 from __future__ import annotations
 
 import copy
-
+import fcntl
 import hashlib
 import http.client
 import json
@@ -25,14 +25,18 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import tarfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, Iterator
 
 from tqdm import tqdm
 
@@ -54,7 +58,7 @@ _USER_AGENT = f"frad/{__version__} (+urllib)"
 _RETRY_STATUS = frozenset({408, 429})  # 4xx that mean "try again later"; every other 4xx is final
 _MAX_BACKOFF_S = 60.0
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}|[0-9a-f]{8,63}")  # full digest, or a prefix (torch hub file names)
 
 
 class _Transient(Exception):
@@ -88,8 +92,14 @@ class _PartState:
 def _normalize_sha256(sha256: str) -> str:
     digest = str(sha256).strip().lower()
     if not _SHA256_HEX.fullmatch(digest):
-        raise DownloadError(f"invalid sha256 {sha256!r}: expected 64 hex digits; fix the expected checksum")
+        raise DownloadError(f"invalid sha256 {sha256!r}: expected 64 hex digits (or a prefix of at least 8); "
+                            "fix the expected checksum")
     return digest
+
+
+def _digest_matches(actual: str, expected: str) -> bool:
+    """``expected`` is the whole SHA-256 or its first digits (torch hub names files ``name-<prefix>.pth``)."""
+    return actual.startswith(expected)
 
 
 def _hash_file(path: Path) -> "hashlib._Hash":
@@ -104,7 +114,7 @@ def verify_sha256(path: str | os.PathLike[str], sha256: str) -> None:
     if not path.is_file():
         raise DownloadError(f"file not found: {path}; download it first")
     actual = _hash_file(path).hexdigest()
-    if actual != expected:
+    if not _digest_matches(actual, expected):
         raise DownloadError(
             f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}; "
             "delete the file and download it again"
@@ -112,6 +122,40 @@ def verify_sha256(path: str | os.PathLike[str], sha256: str) -> None:
 
 
 # --------------------------------------------------------------------------- download
+
+
+def probe(url: str, timeout: float) -> str | None:
+    """None if the host of ``url`` (or its proxy) accepts a TCP connection within ``timeout`` seconds, DNS
+    included; else a short reason. Runs in a daemon thread, so a hanging resolver cannot block the caller
+    (``urlopen``'s timeout does not cover name resolution)."""
+    target = urllib.request.getproxies().get(urllib.parse.urlparse(url).scheme) or url
+    parts = urllib.parse.urlparse(target if "://" in target else f"http://{target}")
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    result: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(None)
+        except Exception as err:  # OSError, or e.g. UnicodeError for a malformed host
+            result.append(f"{type(err).__name__}: {err}")
+
+    worker = threading.Thread(target=connect, name="frad-download-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return result[0] if result else f"no answer from {host}:{port} within {timeout:g} s"
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on ``folder`` itself: concurrent downloads into one folder (e.g. several stages
+    fetching the same weights) take turns on the shared ``.part`` instead of interleaving; no lock file."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _sidecar(part: Path) -> Path:
@@ -290,15 +334,22 @@ def download(
 
     Resumes an interrupted ``<dest>.part``; retries 5xx/408/429 and connection errors ``retries``
     times with exponential back-off (``backoff`` s, doubling); any other HTTP error is final.
-    An existing ``dest`` with the right checksum is returned at once.
+    An existing ``dest`` with the right checksum is returned at once. ``sha256`` may be a prefix of the
+    digest (at least 8 hex digits). Processes downloading into the same folder take turns.
     """
     dest, sha256 = Path(dest), _normalize_sha256(sha256)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(dest.parent):
+        return _download_locked(url, dest, sha256, size, progress, timeout, retries, chunk_size, backoff)
+
+
+def _download_locked(url: str, dest: Path, sha256: str, size: int | None, progress: bool, timeout: float,
+                     retries: int, chunk_size: int, backoff: float) -> Path:
     part = dest.with_name(dest.name + ".part")
     if dest.is_file() and (size is None or dest.stat().st_size == size):
-        if _hash_file(dest).hexdigest() == sha256:
+        if _digest_matches(_hash_file(dest).hexdigest(), sha256):
             return dest
         log.warning("%s exists but its checksum differs; downloading it again", dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
 
     failures, last = 0, ""
     with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
@@ -333,7 +384,7 @@ def download(
             "the partial file was deleted — run again to download it anew"
         )
     actual = hasher.hexdigest()
-    if actual != sha256:
+    if not _digest_matches(actual, sha256):
         _discard(part)
         raise DownloadError(
             f"checksum mismatch for {dest}: expected sha256 {sha256}, got {actual}; "

@@ -46,3 +46,8 @@ def fuse_features(maps: Mapping[int, torch.Tensor] | Sequence[torch.Tensor], cha
         parts.append(t)
     phi = torch.cat(parts, dim=1)  # eq. 3
     return pool_channels(phi, channels)  # z_i ∈ R^{C×H×W}
+
+
+def cosine_distance(z: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
+    """D_cos per position (eq. 7–8): (B, C, H, W) × 2 → (B, H, W)."""
+    return 1.0 - F.cosine_similarity(z, z_hat, dim=1)

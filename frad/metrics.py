@@ -6,7 +6,7 @@
 * ``pixel_auroc`` — ROC AUC over every pixel of every map; exact (ties count one half, as in
   ``sklearn.metrics.roc_auc_score``) but computed as a Mann–Whitney U statistic from a float
   sort of the normal scores, many times faster than scikit-learn on the ~113 M pixels of the
-  MVTec AD test set (``python -m frad.bench_metrics --sklearn`` measures it).
+  MVTec AD test set (``python -m bench.metrics --sklearn`` measures it).
 * ``au_pro`` — area under the per-region-overlap (PRO) curve up to a false-positive rate limit,
   exactly as the official MVTec AD evaluation code defines it (every distinct score is a
   threshold, 8-connected ground-truth regions, trapezoid rule, linear interpolation at the

@@ -4,7 +4,7 @@ glibc's ``malloc`` serves every block above a (dynamic) threshold with a fresh `
 freed memory to the system. A CPU forward or training step allocates and frees the same large
 activation tensors batch after batch, so each batch pays the page faults of zero-filling them again.
 :func:`tune_malloc` keeps those blocks in the heap instead (what PyTorch's CPU tuning guide gets by
-preloading jemalloc/tcmalloc). Measured with ``python -m frad.bench`` on a 2-core AVX2 CPU
+preloading jemalloc/tcmalloc). Measured with ``python -m bench`` on a 2-core AVX2 CPU
 (reports/benchmark.md): the channels_last fp32 WRN50-2 backbone 4.38 -> 5.16 img/s (1.18x), a training
 step of the paper's model (C=512, widths 256) 2.01 -> 3.77 samples/s (1.88x), at the cost of a higher
 peak resident set (the freed blocks stay in the process: 2.8 -> 3.6 GiB for that training).

@@ -9,9 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .features import fuse_features
+from .features import cosine_distance, fuse_features
 from .model import ReconstructionNet
-from .train import cosine_distance
 
 
 def _symmetric_index(n: int, pad: int, device) -> torch.Tensor:

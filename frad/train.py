@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .device import check_device, resolve_device
 from .errors import ConfigError, TrainingError
-from .features import fuse_features
+from .features import cosine_distance, fuse_features
 from .model import ModelConfig, ReconstructionNet
 from .recombine import check_grid, draw_permutations, recombine
 
@@ -45,22 +45,7 @@ class TrainConfig:
             raise ConfigError(f"ssl.lambda must be >= 0, got {self.ssl_lambda}")
         if self.ssl_grid < 1:
             raise ConfigError(f"ssl.grid must be >= 1, got {self.ssl_grid}")
-        resolve_device(self.device, check_only=True)
-
-
-def resolve_device(device: str, check_only: bool = False) -> torch.device:
-    """'auto' → CUDA when present, else CPU; 'cuda' without a GPU is a clear error."""
-    if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise ConfigError(f"train.device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    if check_only:
-        return torch.device("cpu")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(
-            f"train.device={device!r} but no CUDA device is available here; set train.device: auto (falls back to CPU) or cpu"
-        )
-    return torch.device(device)
+        check_device(self.device)
 
 
 class Adam:
@@ -93,11 +78,6 @@ class Adam:
              pick(self.steps), foreach=True, capturable=False, differentiable=False, fused=False, grad_scale=None,
              found_inf=None, has_complex=False, amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
              weight_decay=0.0, eps=self.eps, maximize=False)
-
-
-def cosine_distance(z: torch.Tensor, z_hat: torch.Tensor) -> torch.Tensor:
-    """D_cos per position (eq. 7–8): (B, C, H, W) × 2 → (B, H, W)."""
-    return 1.0 - F.cosine_similarity(z, z_hat, dim=1)
 
 
 @dataclass

@@ -14,8 +14,9 @@ from frad.cache import FeatureCache
 from frad.curves import compute_curves
 from frad.data import index_category, read_image
 from frad.io import atomic_path, write_json
+from frad.device import resolve_device
 from frad.score import anomaly_maps, image_scores
-from frad.train import load_model, resolve_device
+from frad.train import load_model
 
 from .common import DATASETS, FEATURES, curves_path, maps_path, model_path, score_path, seed_arg, stage_main, usage
 from .params import Params, load_params

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# GPU speed check, one short run on a CUDA machine (how the README's GPU numbers were made):
-#   1. python -m frad.bench --device cuda            (every row, eager backbone variants)
+# GPU speed check, one short run on a CUDA machine (docs/speed.md):
+#   1. python -m bench --device cuda $GPU_TARGETS       (every row, eager backbone variants)
 #   2. scripts/time_stages.py on CUDA                 (the real stages of one bottle-size category, 100 epochs)
-#   3. python -m frad.bench --device cuda --compile --only backbone,scoring
+#   3. python -m bench --device cuda --compile --only backbone,scoring $GPU_TARGETS
 # Each step has its own time limit (T_BENCH, T_STAGES, T_COMPILE seconds), so a slow step cannot
 # cost the others; results go to $OUT (default reports/gpu): Markdown tables, JSON and logs.
 set -u
@@ -14,6 +14,10 @@ PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}          # DEVICE=cpu BENCH_ARGS=--quick STAGES_ARGS="--set ..." for a local smoke run
 read -r -a BENCH_ARGS <<<"${BENCH_ARGS:-}"
 read -r -a STAGES_ARGS <<<"${STAGES_ARGS:-}"
+# targets for an H100/H200-class GPU (scoring >= 1500 img/s, 100 epochs of one bottle-size category <= 60 s);
+# GPU_TARGETS="" prints no verdicts
+GPU_TARGETS=${GPU_TARGETS-"--target scoring_img_s=1500 --target train_100ep_s=60"}
+read -r -a TARGETS <<<"$GPU_TARGETS"
 
 {
   date -u
@@ -28,16 +32,16 @@ step() {  # name, limit (s), command...
   timeout "$limit" "$@" >"$OUT/$name.md" 2>"$OUT/$name.log"
   local rc=$?
   echo "== $name: exit $rc after $((SECONDS - t0)) s (limit $limit s)"
-  grep -E '^\[(frad.bench|time_stages)\]|Error|error' "$OUT/$name.log" | tail -15
+  grep -E '^\[(bench|time_stages)\]|Error|error' "$OUT/$name.log" | tail -15
 }
 
 TMP=$(mktemp -d)
-step bench-cuda "${T_BENCH:-220}" "$PY" -m frad.bench --device "$DEVICE" --out "$TMP/bench.md" \
-  --json "$OUT/bench-cuda.json" "${BENCH_ARGS[@]}"
+step bench-cuda "${T_BENCH:-220}" "$PY" -m bench --device "$DEVICE" --out "$TMP/bench.md" \
+  --json "$OUT/bench-cuda.json" "${TARGETS[@]}" "${BENCH_ARGS[@]}"
 step stages-cuda "${T_STAGES:-150}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
   --set backbone.precision=bf16 --set backbone.channels_last=true "${STAGES_ARGS[@]}"
-step bench-cuda-compile "${T_COMPILE:-170}" "$PY" -m frad.bench --device "$DEVICE" --compile \
-  --only backbone,scoring --out "$TMP/bench-compile.md" "${BENCH_ARGS[@]}"
+step bench-cuda-compile "${T_COMPILE:-170}" "$PY" -m bench --device "$DEVICE" --compile \
+  --only backbone,scoring --out "$TMP/bench-compile.md" "${TARGETS[@]}" "${BENCH_ARGS[@]}"
 
 for f in bench-cuda.md stages-cuda.md bench-cuda-compile.md; do
   echo; echo "######## $f"; grep -E '^\|' "$OUT/$f" | cut -c1-600

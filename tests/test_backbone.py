@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import torchvision
 
 from frad import backbone as fb
+from frad import download as fd
 from frad.backbone import BACKBONES, Backbone, extract_layers, lite0_package_file, load_backbone
 from frad.errors import ConfigError, WeightsError
 
@@ -82,7 +83,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
         raise AssertionError("urlopen must not be called when the probe fails")
 
     monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(fb.urllib.request, "urlopen", no_urlopen)
+    monkeypatch.setattr(fd.urllib.request, "urlopen", no_urlopen)
     return attempts
 
 
@@ -294,16 +295,25 @@ def test_bad_config_is_a_config_error():
             load_backbone(**kwargs)
 
 
-def test_download_is_atomic_and_checks_the_hash(tmp_path):
-    payload = b"weights" * 1000
-    digest = hashlib.sha256(payload).hexdigest()
-    good = tmp_path / f"w-{digest[:8]}.pth"
-    good.write_bytes(payload)
-    dest = tmp_path / "hub" / good.name
-    fb._download(good.as_uri(), dest, timeout=5)
-    assert dest.read_bytes() == payload
-    bad = tmp_path / "w-00000000.pth"
-    bad.write_bytes(payload)
-    with pytest.raises(WeightsError, match="wrong sha256"):
-        fb._download(bad.as_uri(), tmp_path / "hub" / bad.name, timeout=5)
-    assert sorted(p.name for p in dest.parent.iterdir()) == [good.name]  # no partial files left
+def test_wrn_imagenet_downloads_into_the_hub_cache_and_checks_the_name_hash(empty_hub, monkeypatch, tmp_path,
+                                                                            wrn_file):
+    """The download goes through frad.download (a file:// URL stands in for download.pytorch.org) into the
+    torch hub cache, checked against the sha256 prefix in the file name; a wrong file leaves nothing behind."""
+    digest = hashlib.file_digest(wrn_file.open("rb"), "sha256").hexdigest()
+    good = tmp_path / "remote" / f"wide_resnet50_2-{digest[:8]}.pth"
+    good.parent.mkdir()
+    good.symlink_to(wrn_file)
+    monkeypatch.setattr(fd, "probe", lambda url, timeout: None)  # file:// has no host to probe
+    monkeypatch.setattr(fb, "_wrn_url", good.as_uri)
+    bb = load_backbone(WRN, layers=(1,))
+    assert (empty_hub / "checkpoints" / good.name).read_bytes() == wrn_file.read_bytes()
+    assert torch.equal(bb.stages[0][0].weight, torch.load(wrn_file, weights_only=True)["conv1.weight"])
+
+    bad = good.with_name("wide_resnet50_2-00000000.pth")
+    bad.write_bytes(b"not the weights")
+    monkeypatch.setattr(fb, "_wrn_url", bad.as_uri)
+    with pytest.raises(WeightsError) as err:
+        load_backbone(WRN)
+    msg = str(err.value)
+    assert "checksum mismatch" in msg and str(empty_hub / "checkpoints" / bad.name) in msg and "\n" not in msg
+    assert sorted(p.name for p in (empty_hub / "checkpoints").iterdir()) == [good.name]  # no partial files left

@@ -1,5 +1,6 @@
-"""frad.bench: the --quick smoke run writes one complete table; and the feature cache really makes
-every model/scoring variant free of backbone forwards (λ, GFE, K, epochs, σ, layer sets)."""
+"""bench (python -m bench): the --quick smoke run writes one complete table, targets are verdicts only when
+given; and the feature cache really makes every model/scoring variant free of backbone forwards (λ, GFE, K,
+epochs, σ, layer sets)."""
 from __future__ import annotations
 
 import copy
@@ -12,7 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from frad import bench
+from bench.__main__ import main as bench_main
+from bench.jobs import grids
+from bench.settings import parse_args, resolve_settings
+from bench.targets import verdict
 from frad.backbone import Backbone
 
 STAGES = ("backbone", "training", "scoring", "metrics")
@@ -22,15 +26,15 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
     """Tiny sizes on the CPU, every row in its own worker process. EfficientNet-Lite0 with random
     weights keeps it fast and still takes the 'accuracy measured on another net' branch."""
     out, raw = tmp_path / "reports" / "bench.md", tmp_path / "bench.json"
-    code = bench.main(["--quick", "--device", "cpu", "--backbone", "tf_efficientnet_lite0", "--weights", "random",
+    code = bench_main(["--quick", "--device", "cpu", "--backbone", "tf_efficientnet_lite0", "--weights", "random",
                        "--out", str(out), "--json", str(raw)])
     assert code == 0
     text = out.read_text()
     assert text.startswith("# frad speed benchmark")
     for needle in ("- device: CPU", "- date:", "torch " + torch.__version__, "CPUs available", "--quick",
                    "measured on tf_efficientnet_lite0 with imagenet weights", "of the measured fp32 matmul ceiling",
-                   "The naive fp32 path already runs at", "FAILED"):
-        assert (needle in text) == (needle != "FAILED"), needle
+                   "The naive fp32 path already runs at", "`python -m bench --quick", "FAILED", "target"):
+        assert (needle in text) == (needle not in ("FAILED", "target")), needle  # no target given: no verdict
 
     rows = json.loads(raw.read_text())["rows"]
     labels = [(r["stage"], r["variant"]) for r in rows]
@@ -61,29 +65,54 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
 
 def test_only_runs_the_named_row_groups(tmp_path, capsys):
     out = tmp_path / "bench.md"
-    code = bench.main(["--quick", "--device", "cpu", "--only", "training,metrics", "--no-isolate", "--out", str(out)])
+    code = bench_main(["--quick", "--device", "cpu", "--only", "training,metrics", "--no-isolate", "--out", str(out)])
     assert code == 0
     stages = [line.split("|")[1].strip() for line in out.read_text().splitlines() if line.startswith("|")][2:]
     assert stages == ["training"] * 2 + ["metrics"] * 3  # CPU: default and tuned malloc
     with pytest.raises(SystemExit) as err:
-        bench.parse_args(["--only", "training,speed"])
+        parse_args(["--only", "training,speed"])
     assert err.value.code == 2
     assert "--only takes a comma list drawn from ceiling,backbone,training,scoring,metrics" in capsys.readouterr().err
 
 
+def test_targets_are_verdicts_only_when_given(tmp_path, capsys):
+    out = tmp_path / "bench.md"
+    code = bench_main(["--quick", "--device", "cpu", "--only", "training,metrics", "--no-isolate", "--out", str(out),
+                       "--target", "metrics_s=1e9", "--target", "train_100ep_s=1e-9"])
+    assert code == 0
+    notes = {line.split("|")[2].strip(): line.split("|")[-2] for line in out.read_text().splitlines()
+             if line.startswith("| training") or line.startswith("| metrics")}
+    assert "target ≤ 1e+09 s: met" in notes["AU-PRO + pixel AUROC"]
+    assert all("target ≤ 1e-09 s: NOT met" in n for v, n in notes.items() if v.startswith("full model"))
+    assert not any("target" in n for v, n in notes.items() if v.startswith(("AU-PRO (", "pixel")))
+    for bad in ("speed=3", "scoring_img_s", "scoring_img_s=fast"):
+        with pytest.raises(SystemExit) as err:
+            parse_args(["--target", bad])
+        assert err.value.code == 2
+    assert "--target wants NAME=VALUE with NAME one of backbone_speedup" in capsys.readouterr().err
+
+
+def test_verdict_directions():
+    targets = {"scoring_img_s": 1500.0, "metrics_s": 5.0}
+    assert verdict(targets, "scoring_img_s", 1500) == "target ≥ 1500 img/s: met"
+    assert verdict(targets, "scoring_img_s", 1499.9) == "target ≥ 1500 img/s: NOT met"
+    assert verdict(targets, "metrics_s", 5.1) == "target ≤ 5 s: NOT met"
+    assert verdict(targets, "train_100ep_s", 1.0) == ""
+
+
 def test_inference_batch_defaults_to_the_training_batch_on_cpu():
-    s = bench.resolve_settings(bench.parse_args(["--device", "cpu"]))
+    s = resolve_settings(parse_args(["--device", "cpu"]))
     assert (s.batch_size, s.infer_batch_size, s.epochs, s.test_images) == (16, 16, 2, 32)
-    s = bench.resolve_settings(bench.parse_args(["--device", "cpu", "--infer-batch-size", "64"]))
+    s = resolve_settings(parse_args(["--device", "cpu", "--infer-batch-size", "64"]))
     assert (s.batch_size, s.infer_batch_size) == (16, 64)
 
 
 def test_grids_keep_the_paper_k_when_the_map_allows():
-    assert bench.grids(32) == (4, 4)  # 256² input, L = {2, 3}
-    assert bench.grids(8) == (2, 4)
-    assert bench.grids(4) == (1, 4)
-    assert bench.grids(32, (36, 36, 36)) == (2, 4)  # GFE K also needs every width to be a multiple of K²
-    assert bench.grids(32, (30, 30, 30)) == (1, 4)
+    assert grids(32) == (4, 4)  # 256² input, L = {2, 3}
+    assert grids(8) == (2, 4)
+    assert grids(4) == (1, 4)
+    assert grids(32, (36, 36, 36)) == (2, 4)  # GFE K also needs every width to be a multiple of K²
+    assert grids(32, (30, 30, 30)) == (1, 4)
 
 
 

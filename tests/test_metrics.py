@@ -333,7 +333,7 @@ def test_bad_limit_and_image_inputs():
 # Benchmark module (tiny run)
 # ----------------------------------------------------------------------------------------------
 def test_bench_metrics_small_run(capsys):
-    from frad.bench_metrics import make_test_set, run_metrics_benchmark
+    from bench.metrics import make_test_set, run_metrics_benchmark
 
     maps, masks = make_test_set(n=12, size=32, seed=1)
     assert maps.dtype == np.float32 and maps.shape == masks.shape == (12, 32, 32)

@@ -13,11 +13,13 @@ from frad import metrics
 from frad.backbone import load_backbone
 from frad.cache import FeatureCache, build_feature_cache
 from frad.data import index_category
+from frad.device import resolve_device
 from frad.errors import TrainingError
+from frad.features import cosine_distance
 from frad.model import ModelConfig, ReconstructionNet
 from frad.score import anomaly_maps, gaussian_blur, image_scores
 from frad.synthetic import generate_category
-from frad.train import Adam, TrainConfig, cosine_distance, load_model, resolve_device, save_model, train_model
+from frad.train import Adam, TrainConfig, load_model, save_model, train_model
 
 LAYERS = (2, 3)
 

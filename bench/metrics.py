@@ -1,27 +1,32 @@
 """Benchmark of frad.metrics on a synthetic test set of MVTec AD size.
 
-    python -m frad.bench_metrics [--n 1725 --size 256 --seed 0] [--thresholds 200] [--sklearn]
+    python -m bench.metrics [--n 1725 --size 256 --seed 0] [--thresholds 200] [--sklearn] [--target NAME=VALUE]
 
 Builds ``n`` maps/masks of ``size`` x ``size`` (about one third good images, blob-like defects of
 varied size, smooth float32 noise maps that are higher on defects), then times in the same run:
 the exact ``au_pro`` and ``pixel_auroc`` of :mod:`frad.metrics` and the classic AU-PRO loop
 (evenly spaced thresholds, connected components re-labelled at every threshold), and prints one
-table. :func:`run_metrics_benchmark` returns the numbers for the ``frad.bench`` summary.
+table (met / NOT met beside the targets given). :func:`run_metrics_benchmark` returns the numbers for
+``python -m bench``.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
-import resource
-import time
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 from tabulate import tabulate
 
 from frad.metrics import au_pro, pixel_auroc
+
+from .measure import PeakMemory, memory_now, timed
+from .targets import target_arg, target_help, verdict
+
+TARGETS = ("au_pro_s", "metrics_s", "classic_speedup")  # names --target takes
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -125,42 +130,11 @@ def _area_to_limit(x: np.ndarray, y: np.ndarray, limit: float) -> float:
     return area
 
 
-def _timed(fn: Callable[..., Any], *args: Any, repeat: int = 1) -> tuple[Any, float, float]:
-    """Result, best wall time of ``repeat`` calls, and the process CPU time of that call
-    (all threads; below the wall time when other processes compete for the CPUs)."""
-    best, cpu, result = math.inf, math.inf, None
-    for _ in range(repeat):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        result = fn(*args)
-        wall = time.perf_counter() - start
-        if wall < best:
-            best, cpu = wall, time.process_time() - start_cpu
-    return result, best, cpu
-
-
-def _rss_mib(field: str) -> float:
-    """``VmRSS`` (current) or ``VmHWM`` (peak since the last reset) of this process in MiB;
-    without /proc, the lifetime peak from ``getrusage`` (Linux reports KiB)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _peak_rss_of(fn: Callable[..., Any], *args: Any) -> float:
-    """Peak RSS (MiB) while ``fn(*args)`` runs, data already held included; the peak counter
-    is reset first where Linux allows (``/proc/self/clear_refs``), else it is the lifetime peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-    except OSError:
-        pass
-    fn(*args)
-    return _rss_mib("VmHWM")
+def _peak_rss_of(fn: Any, *args: Any) -> float:
+    """Peak RSS (MiB) while ``fn(*args)`` runs, the data already held included."""
+    with PeakMemory("cpu") as mem:
+        fn(*args)
+    return mem.peak_mib
 
 
 def run_metrics_benchmark(
@@ -171,21 +145,24 @@ def run_metrics_benchmark(
     classic_thresholds: int = 200,
     repeat: int = 3,
     sklearn: bool = False,
+    targets: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Time the fast metrics against the classic AU-PRO loop; print a table; return the numbers.
 
     Times are the best of ``repeat`` runs for the fast metrics and a single run for the classic
     loop (and for scikit-learn's ``roc_auc_score`` when ``sklearn`` is true).
     """
+    targets = targets or {}
     maps, masks = make_test_set(n, size, seed)
-    rss_data = _rss_mib("VmRSS")
-    pro_fast, t_pro, c_pro = _timed(au_pro, maps, masks, repeat=repeat)
-    pix, t_pix, c_pix = _timed(pixel_auroc, maps, masks, repeat=repeat)
+    rss_data = memory_now("cpu")
+    t = timed(lambda: au_pro(maps, masks), repeat)
+    pro_fast, t_pro, c_pro = t.out, t.wall, t.cpu
+    t = timed(lambda: pixel_auroc(maps, masks), repeat)
+    pix, t_pix, c_pix = t.out, t.wall, t.cpu
     rss_pro = _peak_rss_of(au_pro, maps, masks)
     rss_pix = _peak_rss_of(pixel_auroc, maps, masks)
-    pro_classic, t_classic, c_classic = _timed(
-        classic_au_pro, maps, masks, 0.3, classic_thresholds
-    )
+    t = timed(lambda: classic_au_pro(maps, masks, 0.3, classic_thresholds))
+    pro_classic, t_classic, c_classic = t.out, t.wall, t.cpu
     out: dict[str, Any] = {
         "n": n,
         "size": size,
@@ -213,18 +190,20 @@ def run_metrics_benchmark(
     }
     rows = [
         ["au_pro (exact, every threshold)", f"{pro_fast:.6f}", f"{t_pro:.2f}", f"{c_pro:.2f}",
-         "target ≤ 3 s"],
+         verdict(targets, "au_pro_s", t_pro)],
         ["pixel_auroc (exact)", f"{pix:.6f}", f"{t_pix:.2f}", f"{c_pix:.2f}", ""],
         ["au_pro + pixel_auroc", "", f"{t_pro + t_pix:.2f}", f"{c_pro + c_pix:.2f}",
-         "target ≤ 5 s"],
+         verdict(targets, "metrics_s", t_pro + t_pix)],
         [f"classic AU-PRO ({classic_thresholds} thresholds)", f"{pro_classic:.6f}",
          f"{t_classic:.2f}", f"{c_classic:.2f}",
-         f"au_pro speed-up {out['speedup']:.0f}x (target ≥ 20x)"],
+         "; ".join(p for p in (f"au_pro speed-up {out['speedup']:.0f}x",
+                               verdict(targets, "classic_speedup", out["speedup"])) if p)],
     ]
     if sklearn:
         from sklearn.metrics import roc_auc_score
 
-        ref, t_ref, c_ref = _timed(roc_auc_score, masks.ravel(), maps.ravel())
+        t = timed(lambda: roc_auc_score(masks.ravel(), maps.ravel()))
+        ref, t_ref, c_ref = t.out, t.wall, t.cpu
         out.update(sklearn_pixel_auroc=float(ref), sklearn_pixel_auroc_s=t_ref)
         rows.append(["sklearn roc_auc_score (pixels)", f"{ref:.6f}", f"{t_ref:.2f}",
                      f"{c_ref:.2f}", f"|diff| {abs(ref - pix):.1e}, pixel_auroc "
@@ -246,17 +225,19 @@ def run_metrics_benchmark(
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.metrics", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1725, help="number of test images")
     parser.add_argument("--size", type=int, default=256, help="map height and width")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--thresholds", type=int, default=200, help="classic loop thresholds")
     parser.add_argument("--repeat", type=int, default=3, help="timing runs of the fast metrics")
     parser.add_argument("--sklearn", action="store_true", help="also time sklearn pixel AUROC")
+    parser.add_argument("--target", dest="targets", action="append", type=target_arg(TARGETS), default=[],
+                        metavar="NAME=VALUE", help=target_help(TARGETS))
     args = parser.parse_args(argv)
     run_metrics_benchmark(
         args.n, args.size, args.seed, classic_thresholds=args.thresholds,
-        repeat=args.repeat, sklearn=args.sklearn,
+        repeat=args.repeat, sklearn=args.sklearn, targets=dict(args.targets),
     )
 
 

@@ -1,0 +1,7 @@
+"""Speed benchmarks of frad (not part of the method): ``python -m bench`` (backbone, training, scoring,
+metrics, in one table) and ``python -m bench.metrics`` (AU-PRO and pixel AUROC against the classic loop).
+
+Modules: ``measure`` (timing, synchronisation, peak memory, CPU facts: one copy for both benchmarks),
+``targets`` (``--target name=value`` verdicts), ``settings`` (CLI options), ``jobs`` (the measured jobs, one
+process each), ``run`` (orchestration into rows), ``table`` (Markdown/JSON rendering).
+"""

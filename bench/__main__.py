@@ -1,0 +1,32 @@
+"""``python -m bench``: run the speed benchmark, print its Markdown table and write it to ``--out``
+(default ``reports/benchmark.md``, which the report stage appends to the tables) and, with ``--json``, the raw
+numbers. ``python -m bench --help`` lists the options."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from frad.io import write_json, write_text
+
+from .run import run_benchmark
+from .settings import parse_args, resolve_settings
+from .table import jsonable
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    settings = resolve_settings(parse_args(argv), argv)
+    result = run_benchmark(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
+    write_text(settings.out, result.markdown)  # atomic: the report stage never reads a half-written table
+    if settings.json_out:
+        write_json(settings.json_out, jsonable({
+            "settings": asdict(settings), "header": result.header, "notes": result.notes,
+            "fast_variant": result.fast_variant, "rows": [asdict(r) for r in result.rows]}))
+    print(result.markdown)
+    print(f"written to {settings.out}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
