@@ -8,7 +8,7 @@ import logging
 from typing import Any, Callable
 
 from frad.cache import FeatureCache
-from frad.train import resolve_device
+from frad.device import resolve_device
 
 from .common import FEATURES, seed_arg, usage
 from .params import Params, load_params
