@@ -5,12 +5,17 @@ from frad.padim import PadimConfig, fit_and_score
 
 from . import baseline
 from .common import stage_main
+from .params import Params
+
+def run(params: Params, category: str, seed: int) -> dict:
+    p = params.baselines.padim
+    return baseline.run(params, category, "padim", seed, fit_and_score, PadimConfig(d=p.d, eps=p.eps, seed=seed))
+
 
 @stage_main
 def main(argv: list[str]) -> None:
-    params, category, seed = baseline.args(argv, "padim")
-    p = params.baselines.padim
-    baseline.run(params, category, "padim", seed, fit_and_score, PadimConfig(d=p.d, eps=p.eps, seed=seed))
+    run(*baseline.args(argv, "padim"))
+
 
 if __name__ == "__main__":
     main()

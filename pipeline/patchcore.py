@@ -5,17 +5,21 @@ from frad.patchcore import PatchcoreConfig, fit_and_score
 
 from . import baseline
 from .common import stage_main
+from .params import Params
 
 
-@stage_main
-def main(argv: list[str]) -> None:
-    params, category, seed = baseline.args(argv, "patchcore")
+def run(params: Params, category: str, seed: int) -> dict:
     p = params.baselines.patchcore
     config = PatchcoreConfig(
         coreset=p.coreset, dims=p.dims, projection=p.projection, neighbourhood=p.neighbourhood, reweight=p.reweight,
         k=p.k, seed=seed,
     )
-    baseline.run(params, category, "patchcore", seed, fit_and_score, config)
+    return baseline.run(params, category, "patchcore", seed, fit_and_score, config)
+
+
+@stage_main
+def main(argv: list[str]) -> None:
+    run(*baseline.args(argv, "patchcore"))
 
 
 if __name__ == "__main__":

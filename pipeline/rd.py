@@ -6,14 +6,18 @@ from frad.rd import RDConfig, fit_and_score
 
 from . import baseline
 from .common import stage_main
+from .params import Params
+
+
+def run(params: Params, category: str, seed: int) -> dict:
+    p = params.baselines.rd
+    config = RDConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, betas=p.betas, seed=seed, device=params.train.device)
+    return baseline.run(params, category, "rd", seed, fit_and_score, config)
 
 
 @stage_main
 def main(argv: list[str]) -> None:
-    params, category, seed = baseline.args(argv, "rd")
-    p = params.baselines.rd
-    config = RDConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, betas=p.betas, seed=seed, device=params.train.device)
-    baseline.run(params, category, "rd", seed, fit_and_score, config)
+    run(*baseline.args(argv, "rd"))
 
 
 if __name__ == "__main__":

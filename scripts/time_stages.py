@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     make_workspace(dest, overrides, git=False)
     category = overrides["data.categories"][0]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    stages = [("prepare", [category]), ("features", [category]), ("train", [category, args.variant]),
-              ("score", [category, args.variant])]
+    stages = [("prepare", [category]), ("features", [category]), ("train", [category, args.variant, "0"]),
+              ("score", [category, args.variant, "0"])]
     rows = []
     for stage, stage_args in stages:
         t0 = time.perf_counter()

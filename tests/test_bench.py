@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import torch
 
 from bench.__main__ import main as bench_main
@@ -132,7 +133,7 @@ def cached_workspace(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path / "ws", TINY, git=False)
     monkeypatch.chdir(ws)
     params = load_params()
-    category = params["data"]["categories"][0]
+    category = params.data.categories[0]
     forwards = count_forwards(monkeypatch)
     download.run(params)
     prepare.run(params, category)
@@ -180,8 +181,8 @@ def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, mon
 
     monkeypatch.setattr(np, "load", spy_load)
 
-    def variant(**dotted) -> dict:
-        p = copy.deepcopy(params)
+    def variant(**dotted):
+        p = yaml.safe_load((ws / "params.yaml").read_text())
         for key, value in dotted.items():
             node = p
             *parents, last = key.split(".")
@@ -190,11 +191,11 @@ def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, mon
             node[last] = value
         return validate_params(p)
 
-    def train_and_score(p: dict, name: str, do_train: bool = True) -> dict:
+    def train_and_score(p, name: str, do_train: bool = True) -> dict:
         if do_train:
-            train.run(p, category, name)
-        result = score.run(p, category, name)
-        assert result["variant"] == name and 0 <= result["pixel_auroc"] <= 1
+            train.run(p, category, name, 0)
+        result = score.run(p, category, name, 0)
+        assert result["method"] == name and 0 <= result["pixel_auroc"] <= 1
         return result
 
     train_and_score(params, "full")
@@ -205,7 +206,7 @@ def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, mon
         variant(**{"model.grid": 2, "ssl.grid": 4, "ablation.layers": ["L2"]}),
         variant(**{"train.epochs": 2}),
     ):
-        train.run(p, category, "full")
+        train.run(p, category, "full", 0)
     train_and_score(variant(**{"score.sigma": 2}), "full", do_train=False)
     assert forwards == [], f"{len(forwards)} backbone forwards while changing λ, GFE, K, epochs or σ"
 
@@ -219,5 +220,12 @@ def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, mon
     assert by_layers["L2"] == {"train_l2.npy", "test_l2.npy"}
     assert by_layers["L3"] == {"train_l3.npy", "test_l3.npy"}
     assert forwards == []
+
+    # the same-harness baselines fit and score on the same cache
+    from pipeline import padim, patchcore, rd
+
+    for method in (padim, patchcore, rd):
+        assert 0 <= method.run(params, category, 0)["pixel_auroc"] <= 1
+    assert forwards == [], "a baseline ran the backbone"
     assert snapshot(cache_dir) == before, "the per-layer cache files were rewritten or changed"
     assert sorted(p.name for p in (ws / "data" / "features").iterdir()) == [category]

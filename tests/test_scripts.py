@@ -21,4 +21,4 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
     rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ") and "wall" not in line]
     assert [r[0].strip() for r in rows] == ["prepare bottle", "features bottle", "train bottle full", "score bottle full"]
     assert all(float(r[1]) > 0 and r[2].strip() == "0" for r in rows)
-    assert (tmp_path / "ws" / "data" / "scores" / "bottle" / "full.json").is_file()
+    assert (tmp_path / "ws" / "data" / "scores" / "bottle" / "full" / "seed0.json").is_file()
