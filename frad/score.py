@@ -43,6 +43,13 @@ def gaussian_blur(maps: torch.Tensor, sigma: float, truncate: float = 4.0) -> to
     return x[:, 0]
 
 
+def to_image_maps(d: torch.Tensor, image_size: int, sigma: float) -> torch.Tensor:
+    """Per-position scores (N, h, w) → (N, S, S) maps on d's device: bilinear upsampling to the image size,
+    then the Gaussian σ filter (§1.5). Shared by FRAD and the baselines so every method is post-processed alike."""
+    up = F.interpolate(d[:, None], size=(image_size, image_size), mode="bilinear", align_corners=False)[:, 0]
+    return gaussian_blur(up, sigma)
+
+
 @torch.inference_mode()
 def anomaly_maps(
     model: ReconstructionNet,
@@ -65,8 +72,7 @@ def anomaly_maps(
         batch = {l: layer_maps[l][start : start + batch_size].to(device, non_blocking=True) for l in layers}
         z = fuse_features(batch, channels)
         d = cosine_distance(z, model(z))  # eq. 8 per position
-        d = F.interpolate(d[:, None], size=(image_size, image_size), mode="bilinear", align_corners=False)[:, 0]
-        out[start : start + len(d)] = gaussian_blur(d, sigma).float().cpu()
+        out[start : start + len(d)] = to_image_maps(d, image_size, sigma).float().cpu()
     return out
 
 

@@ -80,6 +80,22 @@ class Adam:
              weight_decay=0.0, eps=self.eps, maximize=False)
 
 
+def epoch_mean(sums: torch.Tensor, batch_size: int, n: int, epoch: int, lr_key: str = "train.lr") -> torch.Tensor:
+    """Sample-weighted mean over an epoch of per-batch losses ``sums`` (steps, k; column 0 = the total), read
+    from the device in one sync; a NaN/inf batch raises TrainingError naming the epoch, the batch and ``lr_key``."""
+    per_batch = sums.cpu()
+    steps = len(per_batch)
+    finite = torch.isfinite(per_batch).all(dim=1)
+    if not bool(finite.all()):
+        bad = int((~finite).nonzero()[0, 0])
+        raise TrainingError(
+            f"training diverged: loss is {per_batch[bad, 0].item()} at epoch {epoch}, batch {bad + 1} of {steps}; "
+            f"check the cached features for NaN/inf or lower {lr_key}"
+        )
+    weights = torch.tensor([min(batch_size, n - i * batch_size) for i in range(steps)], dtype=per_batch.dtype)
+    return (per_batch * weights[:, None]).sum(0) / n
+
+
 @dataclass
 class TrainResult:
     model: ReconstructionNet
@@ -157,16 +173,7 @@ def train_model(
             loss.backward()
             opt.step()
             sums[step] = torch.stack([loss.detach(), l_rec.detach(), l_ssl.detach()])
-        per_batch = sums.cpu()
-        finite = torch.isfinite(per_batch).all(dim=1)
-        if not bool(finite.all()):
-            bad = int((~finite).nonzero()[0, 0])
-            raise TrainingError(
-                f"training diverged: loss is {per_batch[bad, 0].item()} at epoch {epoch + 1}, batch {bad + 1} of {steps}; "
-                "check the cached features for NaN/inf or lower train.lr"
-            )
-        weights = torch.tensor([min(bs, n - i * bs) for i in range(steps)], dtype=per_batch.dtype)
-        mean = (per_batch * weights[:, None]).sum(0) / n
+        mean = epoch_mean(sums, bs, n, epoch + 1)
         record = {"epoch": epoch + 1, "loss": mean[0].item(), "rec": mean[1].item(), "ssl": mean[2].item()}
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}")

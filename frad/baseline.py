@@ -1,0 +1,59 @@
+"""What the comparison methods (PaDiM, PatchCore, RD) share: their result type, device and input checks.
+
+Each baseline reads the same cached per-layer backbone maps as FRAD ({layer: (N, C_l, H_l, W_l)}, layers 1–3 =
+strides 4/8/16) and post-processes its per-position scores with the same §1.5 upsampling and σ blur
+(:func:`frad.score.to_image_maps`), so the comparison runs in one harness with zero extra backbone forwards.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, DataError
+from .device import resolve_device
+
+
+@dataclass
+class BaselineResult:
+    maps: torch.Tensor  # (N, S, S) float32 CPU, after upsampling + σ blur
+    image_scores: np.ndarray  # (N,)
+    info: dict = field(default_factory=dict)  # timings, memory-bank size, loss history, ...
+
+
+def as_device(device: torch.device | str) -> torch.device:
+    """A torch.device, or a params-style string ('auto', 'cpu', 'cuda[:N]') through :func:`resolve_device`."""
+    return device if isinstance(device, torch.device) else resolve_device(str(device))
+
+
+def check_seed(seed: int, key: str) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{key} must be a non-negative integer, got {seed!r}")
+    return seed
+
+
+def check_positive_int(value: int, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def check_positive(value: float, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_maps(maps: Mapping[int, torch.Tensor], layers: Sequence[int], split: str) -> int:
+    """The per-layer maps hold every needed layer, each (N, C, H, W) with the same N > 0; returns N."""
+    missing = [l for l in layers if l not in maps]
+    if missing:
+        raise DataError(f"{split} features lack layer(s) {missing} (have {sorted(maps)}); load the config's layers from the cache")
+    sizes = {int(maps[l].shape[0]) for l in layers}
+    if any(maps[l].dim() != 4 for l in layers) or len(sizes) != 1 or 0 in sizes:
+        shapes = {l: tuple(maps[l].shape) for l in layers}
+        raise DataError(f"{split} features must be non-empty (N, C, H, W) maps with the same N per layer, got {shapes}")
+    return sizes.pop()
