@@ -147,24 +147,27 @@ def load_scores(scores_dir: Path, p: Params) -> dict[str, dict[str, list[Score]]
 # ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Stat:
-    """A metric over seeds: mean, sample std (None with one seed), and the categories used / undefined."""
+    """A metric over seeds: mean, sample std (None with one seed), the categories used / undefined, and the
+    distinct reasons recorded for the undefined ones."""
 
     mean: float | None
     std: float | None
     used: tuple[str, ...]
     undefined: tuple[str, ...]
+    reasons: tuple[str, ...] = ()
 
 
 def stat(by_category: Mapping[str, Sequence[Score]], categories: Sequence[str], metric: str) -> Stat:
     """Per seed the mean over the categories where the metric is defined, then mean ± std over seeds."""
     used = tuple(c for c in categories if by_category[c][0].values[metric] is not None)
     undefined = tuple(c for c in categories if c not in used)
+    reasons = tuple(dict.fromkeys(by_category[c][0].reasons[metric] for c in undefined))
     if not used:
-        return Stat(None, None, used, undefined)
+        return Stat(None, None, used, undefined, reasons)
     n_seeds = len(by_category[used[0]])
     per_seed = [math.fsum(by_category[c][i].values[metric] for c in used) / len(used) for i in range(n_seeds)]  # type: ignore[misc]
     std = statistics.stdev(per_seed) if n_seeds > 1 else None
-    return Stat(math.fsum(per_seed) / n_seeds, std, used, undefined)
+    return Stat(math.fsum(per_seed) / n_seeds, std, used, undefined, reasons)
 
 
 def pct(fraction: float) -> str:
@@ -214,7 +217,7 @@ def _ours(s: Stat, metric: str, n: int, notes: Notes, what: str = "") -> str:
     """Our cell of a mean, with a note when it is undefined or skips categories."""
     name = METRIC_LABELS[metric]
     if s.mean is None:
-        return NA + notes.mark(f"{what}{name} is undefined ({', '.join(s.undefined)}).")
+        return NA + notes.mark(f"{what}{name} is undefined ({', '.join(s.undefined)}): {'; '.join(s.reasons)}.")
     text = shown(s)
     if s.undefined and n > 1:
         text += notes.mark(
@@ -554,8 +557,8 @@ def write_figures(scores_dir: Path, p: Params, figures_dir: Path) -> list[str]:
     return drawn
 
 
-def write_plots(curves_dir: Path, p: Params, plots_dir: Path) -> None:
-    """``plots_dir/<curve>/<category>.json``: every method's curve (first seed), one DVC plot each."""
+def load_curves(curves_dir: Path, p: Params) -> dict[str, dict[str, Any]]:
+    """{category: {method: curves}} of the first seed, as the score stages wrote them (``frad.curves``)."""
     seed = p.train.seeds[0]
     curves: dict[str, dict[str, Any]] = {}
     for c in p.data.categories:
@@ -564,8 +567,15 @@ def write_plots(curves_dir: Path, p: Params, plots_dir: Path) -> None:
             path = curves_dir / c / m / f"seed{seed}.json"
             try:
                 curves[c][m] = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as err:
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
                 raise DataError(f"{path} is not a readable curves file ({err}); rerun `dvc repro`") from None
+            if not isinstance(curves[c][m], dict):
+                raise DataError(f"{path} is not a curves file (expected a JSON object); rerun `dvc repro`")
+    return curves
+
+
+def write_plots(curves: Mapping[str, Mapping[str, Any]], p: Params, plots_dir: Path) -> None:
+    """``plots_dir/<curve>/<category>.json``: every method's curve (first seed), one DVC plot each."""
     with atomic_path(plots_dir, is_dir=True) as tmp:
         for name in CURVES:
             (tmp / name).mkdir()
@@ -585,9 +595,10 @@ def build_report(scores_dir: str | Path, params: Params, out_dir: str | Path, be
     scores = load_scores(scores_dir, params)
     tables = render_tables(scores, params) + "\n" + benchmark_section(Path(benchmark) if benchmark else None)
     metrics = summary_metrics(scores, params)
-    if curves_dir is not None:
-        write_plots(Path(curves_dir), params, out_dir / "plots")
-    write_figures(scores_dir, params, out_dir / "figures")
+    curves = load_curves(Path(curves_dir), params) if curves_dir is not None else None
+    write_figures(scores_dir, params, out_dir / "figures")  # reads every maps file before it replaces figures/
+    if curves is not None:
+        write_plots(curves, params, out_dir / "plots")
     write_text(out_dir / "tables.md", tables)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
