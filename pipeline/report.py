@@ -464,7 +464,7 @@ def benchmark_section(path: Path | None) -> str:
     table = [line for line in text.splitlines() if line.startswith("|")]
     header, rows = table[:2], [r for r in table[2:] if any(k in r for k in ("fast path", "training", "scoring", "AU-PRO +"))]
     context = next((line for line in text.splitlines() if line.strip() and not line.startswith(("#", "|"))), "")
-    return "\n".join([*lines, f"Headline rows of [`{path.name}`]({path.name}) (the full benchmark; {context.strip()})", "",
+    return "\n".join([*lines, f"Headline rows of [`{path.name}`]({path.name}) (the full benchmark; {context.strip().lstrip('- ')})", "",
                       *header, *rows]).rstrip() + "\n"
 
 
