@@ -1,6 +1,7 @@
 """``python -m bench``: run the speed benchmark, print its Markdown table and write it to ``--out``
 (default ``reports/benchmark.md``, which the report stage appends to the tables) and, with ``--json``, the raw
 numbers. ``python -m bench --help`` lists the options."""
+
 from __future__ import annotations
 
 import sys
@@ -20,9 +21,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_benchmark(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
     write_text(settings.out, result.markdown)  # atomic: the report stage never reads a half-written table
     if settings.json_out:
-        write_json(settings.json_out, jsonable({
-            "settings": asdict(settings), "header": result.header, "notes": result.notes,
-            "fast_variant": result.fast_variant, "rows": [asdict(r) for r in result.rows]}))
+        write_json(
+            settings.json_out,
+            jsonable(
+                {
+                    "settings": asdict(settings),
+                    "header": result.header,
+                    "notes": result.notes,
+                    "fast_variant": result.fast_variant,
+                    "rows": [asdict(r) for r in result.rows],
+                }
+            ),
+        )
     print(result.markdown)
     print(f"written to {settings.out}", file=sys.stderr)
     return 0 if result.ok else 1

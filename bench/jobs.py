@@ -2,6 +2,7 @@
 ceiling, one backbone variant, the fused-feature accuracy of every variant, training, scoring and the metrics.
 Each returns a dict of plain numbers. Warm-up before every timing; ``torch.cuda.synchronize`` around it and
 ``cudnn.benchmark`` on CUDA."""
+
 from __future__ import annotations
 
 import contextlib
@@ -55,14 +56,16 @@ def _images(n: int, size: int, mean: Sequence[float], std: Sequence[float], spli
     return ((x - m) / s).contiguous()
 
 
-def _build_backbone(name: str, weights: str, layers: Sequence[int], variant: Variant, device: torch.device,
-                    seed: int) -> tuple[Any, Callable[[torch.Tensor], dict[int, torch.Tensor]]]:
+def _build_backbone(
+    name: str, weights: str, layers: Sequence[int], variant: Variant, device: torch.device, seed: int
+) -> tuple[Any, Callable[[torch.Tensor], dict[int, torch.Tensor]]]:
     """(Backbone module, callable running it): same weights for every variant (seeded when random)."""
     from frad.backbone import load_backbone
 
     torch.manual_seed(seed)
-    backbone = load_backbone(name, weights, layers, channels_last=variant.channels_last,
-                             precision=variant.precision).to(device)
+    backbone = load_backbone(
+        name, weights, layers, channels_last=variant.channels_last, precision=variant.precision
+    ).to(device)
     return backbone, _compiled(backbone, variant, device)
 
 
@@ -75,7 +78,9 @@ def _as_variant(backbone: Any, variant: Variant) -> Any:
     return out.to(memory_format=torch.channels_last if variant.channels_last else torch.contiguous_format)
 
 
-def _compiled(backbone: Any, variant: Variant, device: torch.device) -> Callable[[torch.Tensor], dict[int, torch.Tensor]]:
+def _compiled(
+    backbone: Any, variant: Variant, device: torch.device
+) -> Callable[[torch.Tensor], dict[int, torch.Tensor]]:
     if not variant.compile:
         return backbone
     if device.type == "cpu":
@@ -114,8 +119,8 @@ def _recon_flops(channels: int, widths: tuple[int, int, int], side: int, train: 
     """FLOPs per sample through the reconstruction net (forward, or forward+backward when ``train``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from frad.model import ModelConfig, ReconstructionNet
     from frad.features import cosine_distance
+    from frad.model import ModelConfig, ReconstructionNet
 
     with torch.device("meta"):
         model = ReconstructionNet(ModelConfig(in_channels=channels, widths=widths, gfe_grid=gfe_grid)).train(train)
@@ -143,8 +148,9 @@ def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
     if not native:
         # emulated bf16/fp16 on this CPU is several times slower: time a smaller batch, once
         batch, reps = min(batch, 1 if settings.quick else 4), 1
-        note.append(f"{variant.precision} emulated (no native {variant.precision} on this CPU): "
-                    f"timed 1 batch of {batch}")
+        note.append(
+            f"{variant.precision} emulated (no native {variant.precision} on this CPU): timed 1 batch of {batch}"
+        )
     x = _images(batch, settings.image_size, backbone.mean, backbone.std).to(dev)
     with torch.inference_mode():
         t0 = time.perf_counter()
@@ -157,9 +163,18 @@ def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
             t = timed(lambda: run(x), reps, dev)
     last = t.out
     out: dict[str, Any] = {
-        "variant": asdict(variant), "label": variant.label, "native": native, "batch": batch, "reps": reps,
-        "walls": t.walls, "cpus": t.cpus, "s_per_batch": t.wall, "cpu_s_per_batch": t.cpu,
-        "img_s": batch / t.wall, "first_call_s": first_s, **mem.record(),
+        "variant": asdict(variant),
+        "label": variant.label,
+        "native": native,
+        "batch": batch,
+        "reps": reps,
+        "walls": t.walls,
+        "cpus": t.cpus,
+        "s_per_batch": t.wall,
+        "cpu_s_per_batch": t.cpu,
+        "img_s": batch / t.wall,
+        "first_call_s": first_s,
+        **mem.record(),
     }
     # fused-feature cosine vs naive fp32 on this very net: the accuracy number when its weights are real,
     # for information only when they are random
@@ -212,8 +227,13 @@ def _random_maps(settings: Settings, n: int, generator: torch.Generator) -> dict
 
     spec = BACKBONES[settings.backbone]
     return {
-        l: torch.randn(n, spec.channels[l], settings.image_size // spec.strides[l],
-                       settings.image_size // spec.strides[l], generator=generator).half()
+        l: torch.randn(
+            n,
+            spec.channels[l],
+            settings.image_size // spec.strides[l],
+            settings.image_size // spec.strides[l],
+            generator=generator,
+        ).half()
         for l in settings.layers
     }
 
@@ -244,8 +264,13 @@ def job_train(settings: Settings, malloc: bool = False) -> dict[str, Any]:
     device = settings.device
     # warm-up: one step on one batch
     warm = {l: m[: min(bs, n)] for l, m in maps.items()}
-    train_model(warm, settings.channels, model_config,
-                TrainConfig(epochs=1, batch_size=bs, device=device, ssl_grid=ssl_grid), progress=False)
+    train_model(
+        warm,
+        settings.channels,
+        model_config,
+        TrainConfig(epochs=1, batch_size=bs, device=device, ssl_grid=ssl_grid),
+        progress=False,
+    )
     steps_per_epoch = math.ceil(n / bs)
     if settings.train_steps and settings.train_steps < steps_per_epoch:
         n_timed, epochs = settings.train_steps * bs, 1
@@ -257,21 +282,41 @@ def job_train(settings: Settings, malloc: bool = False) -> dict[str, Any]:
     config = TrainConfig(epochs=epochs, batch_size=bs, device=device, seed=settings.seed, ssl_grid=ssl_grid)
     with PeakMemory(dev, start) as mem:
         t0 = time.perf_counter()
-        t = timed(lambda: train_model(subset, settings.channels, model_config, config, progress=False,
-                                      on_epoch=lambda e, r: marks.append(time.perf_counter())), 1, dev)
+        t = timed(
+            lambda: train_model(
+                subset,
+                settings.channels,
+                model_config,
+                config,
+                progress=False,
+                on_epoch=lambda e, r: marks.append(time.perf_counter()),
+            ),
+            1,
+            dev,
+        )
     result, wall, cpu = t.out, t.wall, t.cpu
     epoch_walls = [b - a for a, b in zip([t0, *marks[:-1]], marks)]
     samples_s = n_timed * epochs / wall
     extrapolated = n_timed < n
     return {
-        "gfe_grid": gfe_grid, "ssl_grid": ssl_grid, "map_side": side,
+        "gfe_grid": gfe_grid,
+        "ssl_grid": ssl_grid,
+        "map_side": side,
         "samples_s": samples_s,
         "s_per_epoch": n / samples_s if extrapolated else sum(epoch_walls) / len(epoch_walls),
-        "epoch_walls": epoch_walls, "wall": wall, "cpu": cpu, "timed_samples": n_timed, "epochs": epochs,
-        "steps_timed": math.ceil(n_timed / bs) * epochs, "steps_per_epoch": steps_per_epoch,
-        "extrapolated": extrapolated, "final_loss": result.history[-1]["loss"],
+        "epoch_walls": epoch_walls,
+        "wall": wall,
+        "cpu": cpu,
+        "timed_samples": n_timed,
+        "epochs": epochs,
+        "steps_timed": math.ceil(n_timed / bs) * epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "extrapolated": extrapolated,
+        "final_loss": result.history[-1]["loss"],
         # shuffle loss: z and z' both go through the net, so 2 samples of net work per train sample
-        "gflop_per_sample": 2 * _recon_flops(settings.channels, settings.widths, side, train=True, gfe_grid=gfe_grid) / 1e9,
+        "gflop_per_sample": 2
+        * _recon_flops(settings.channels, settings.widths, side, train=True, gfe_grid=gfe_grid)
+        / 1e9,
         **mem.record(),
     }
 
@@ -288,8 +333,11 @@ def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
     torch.manual_seed(settings.seed)
     side = settings.image_size // (2 ** (min(settings.layers) + 1))
     gfe_grid = grids(side, settings.widths)[0]
-    model = ReconstructionNet(ModelConfig(in_channels=settings.channels, widths=settings.widths,
-                                          gfe_grid=gfe_grid)).to(dev).eval()
+    model = (
+        ReconstructionNet(ModelConfig(in_channels=settings.channels, widths=settings.widths, gfe_grid=gfe_grid))
+        .to(dev)
+        .eval()
+    )
     bs = settings.infer_batch_size
     images = _images(settings.test_images, settings.image_size, backbone.mean, backbone.std, split="test")
 
@@ -297,23 +345,32 @@ def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
         outs = []
         for start in range(0, len(x), bs):
             with torch.inference_mode():
-                feats = run(x[start:start + bs].to(dev, non_blocking=True))
-            outs.append(anomaly_maps(model, feats, settings.channels, settings.image_size, settings.sigma,
-                                     batch_size=bs))
+                feats = run(x[start : start + bs].to(dev, non_blocking=True))
+            outs.append(
+                anomaly_maps(model, feats, settings.channels, settings.image_size, settings.sigma, batch_size=bs)
+            )
         return torch.cat(outs)
 
     score(images[:bs])  # warm-up
     if variant.compile and len(images) % bs:
-        score(images[-(len(images) % bs):])  # the last, smaller batch compiles once more
+        score(images[-(len(images) % bs) :])  # the last, smaller batch compiles once more
     with PeakMemory(dev, start) as mem:
         t = timed(lambda: score(images), 1, dev)
     maps = t.out
     return {
-        "variant": asdict(variant), "label": variant.label, "images": len(images), "wall": t.wall,
-        "cpu": t.cpu, "img_s": len(images) / t.wall, "maps_shape": list(maps.shape),
+        "variant": asdict(variant),
+        "label": variant.label,
+        "images": len(images),
+        "wall": t.wall,
+        "cpu": t.cpu,
+        "img_s": len(images) / t.wall,
+        "maps_shape": list(maps.shape),
         "finite": bool(torch.isfinite(maps).all()),
-        "gflop_per_img": (_backbone_flops(backbone, settings.image_size)
-                          + _recon_flops(settings.channels, settings.widths, side, train=False, gfe_grid=gfe_grid)) / 1e9,
+        "gflop_per_img": (
+            _backbone_flops(backbone, settings.image_size)
+            + _recon_flops(settings.channels, settings.widths, side, train=False, gfe_grid=gfe_grid)
+        )
+        / 1e9,
         **mem.record(),
     }
 
@@ -333,7 +390,7 @@ def job_peak(settings: Settings) -> dict[str, Any]:
         c = torch.empty_like(a)  # into a preallocated output: no allocation or page faults in the timing
         torch.mm(a, b, out=c)  # warm-up
         reps = 10 if dev.type == "cuda" else 3
-        out[name] = 2 * n**3 / timed(lambda: torch.mm(a, b, out=c), reps, dev).wall / 1e12
+        out[name] = 2 * n**3 / timed(lambda a=a, b=b, c=c: torch.mm(a, b, out=c), reps, dev).wall / 1e12
     return out
 
 
@@ -344,8 +401,7 @@ def job_metrics(settings: Settings) -> dict[str, Any]:
     _start(replace(settings, device="cpu"))
     start = memory_now("cpu")
     with contextlib.redirect_stdout(io.StringIO()):
-        res = run_metrics_benchmark(settings.metrics_n, settings.metrics_size, settings.seed,
-                                    classic_thresholds=0, repeat=settings.reps)
+        res = run_metrics_benchmark(
+            settings.metrics_n, settings.metrics_size, settings.seed, classic_thresholds=0, repeat=settings.reps
+        )
     return {**res, "rss_job_start_mib": start}
-
-

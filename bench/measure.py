@@ -1,6 +1,7 @@
 """Measuring helpers shared by both benchmarks: wall/CPU timing (synchronised on CUDA), the memory of this
 process now and at its peak, and what the CPU supports. torch is imported only for CUDA devices, so the
 metrics benchmark stays numpy-only."""
+
 from __future__ import annotations
 
 import math
@@ -123,8 +124,12 @@ class PeakMemory:
         self.delta_mib = self.peak_mib - self.base
 
     def record(self) -> dict[str, Any]:
-        return {"mem_kind": self.kind, "peak_mib": self.peak_mib, "delta_mib": self.delta_mib,
-                "peak_reset": self.reset_ok}
+        return {
+            "mem_kind": self.kind,
+            "peak_mib": self.peak_mib,
+            "delta_mib": self.delta_mib,
+            "peak_reset": self.reset_ok,
+        }
 
 
 def _cpuinfo(prefix: str) -> str | None:

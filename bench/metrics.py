@@ -9,6 +9,7 @@ the exact ``au_pro`` and ``pixel_auroc`` of :mod:`frad.metrics` and the classic 
 table (met / NOT met beside the targets given). :func:`run_metrics_benchmark` returns the numbers for
 ``python -m bench``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,9 +92,7 @@ def _add_blob(rng: np.random.Generator, amap: np.ndarray, mask: np.ndarray) -> N
     amap[y0:y1, x0:x1] += rng.uniform(1.0, 5.0) * bump / max(float(bump.max()), 1e-6)
 
 
-def classic_au_pro(
-    maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3, num_thresholds: int = 200
-) -> float:
+def classic_au_pro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3, num_thresholds: int = 200) -> float:
     """AU-PRO the classic way: evenly spaced thresholds from min to max, at each one the
     connected components of every mask re-labelled and the per-region overlap recomputed;
     integrated like :func:`frad.metrics.au_pro` (start (0, 0), trapezoids, interpolation at
@@ -189,15 +188,32 @@ def run_metrics_benchmark(
         "cpus": len(os.sched_getaffinity(0)),
     }
     rows = [
-        ["au_pro (exact, every threshold)", f"{pro_fast:.6f}", f"{t_pro:.2f}", f"{c_pro:.2f}",
-         verdict(targets, "au_pro_s", t_pro)],
+        [
+            "au_pro (exact, every threshold)",
+            f"{pro_fast:.6f}",
+            f"{t_pro:.2f}",
+            f"{c_pro:.2f}",
+            verdict(targets, "au_pro_s", t_pro),
+        ],
         ["pixel_auroc (exact)", f"{pix:.6f}", f"{t_pix:.2f}", f"{c_pix:.2f}", ""],
-        ["au_pro + pixel_auroc", "", f"{t_pro + t_pix:.2f}", f"{c_pro + c_pix:.2f}",
-         verdict(targets, "metrics_s", t_pro + t_pix)],
-        [f"classic AU-PRO ({classic_thresholds} thresholds)", f"{pro_classic:.6f}",
-         f"{t_classic:.2f}", f"{c_classic:.2f}",
-         "; ".join(p for p in (f"au_pro speed-up {out['speedup']:.0f}x",
-                               verdict(targets, "classic_speedup", out["speedup"])) if p)],
+        [
+            "au_pro + pixel_auroc",
+            "",
+            f"{t_pro + t_pix:.2f}",
+            f"{c_pro + c_pix:.2f}",
+            verdict(targets, "metrics_s", t_pro + t_pix),
+        ],
+        [
+            f"classic AU-PRO ({classic_thresholds} thresholds)",
+            f"{pro_classic:.6f}",
+            f"{t_classic:.2f}",
+            f"{c_classic:.2f}",
+            "; ".join(
+                p
+                for p in (f"au_pro speed-up {out['speedup']:.0f}x", verdict(targets, "classic_speedup", out["speedup"]))
+                if p
+            ),
+        ],
     ]
     if sklearn:
         from sklearn.metrics import roc_auc_score
@@ -205,9 +221,15 @@ def run_metrics_benchmark(
         t = timed(lambda: roc_auc_score(masks.ravel(), maps.ravel()))
         ref, t_ref, c_ref = t.out, t.wall, t.cpu
         out.update(sklearn_pixel_auroc=float(ref), sklearn_pixel_auroc_s=t_ref)
-        rows.append(["sklearn roc_auc_score (pixels)", f"{ref:.6f}", f"{t_ref:.2f}",
-                     f"{c_ref:.2f}", f"|diff| {abs(ref - pix):.1e}, pixel_auroc "
-                     f"speed-up {t_ref / t_pix:.1f}x"])
+        rows.append(
+            [
+                "sklearn roc_auc_score (pixels)",
+                f"{ref:.6f}",
+                f"{t_ref:.2f}",
+                f"{c_ref:.2f}",
+                f"|diff| {abs(ref - pix):.1e}, pixel_auroc speed-up {t_ref / t_pix:.1f}x",
+            ]
+        )
     print(
         f"{n} maps of {size}x{size} ({maps.size / 1e6:.0f} M pixels, {out['good_images']} good, "
         f"{100 * out['defect_pixel_fraction']:.1f}% defect pixels), seed {seed}; "
@@ -232,12 +254,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--thresholds", type=int, default=200, help="classic loop thresholds")
     parser.add_argument("--repeat", type=int, default=3, help="timing runs of the fast metrics")
     parser.add_argument("--sklearn", action="store_true", help="also time sklearn pixel AUROC")
-    parser.add_argument("--target", dest="targets", action="append", type=target_arg(TARGETS), default=[],
-                        metavar="NAME=VALUE", help=target_help(TARGETS))
+    parser.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        type=target_arg(TARGETS),
+        default=[],
+        metavar="NAME=VALUE",
+        help=target_help(TARGETS),
+    )
     args = parser.parse_args(argv)
     run_metrics_benchmark(
-        args.n, args.size, args.seed, classic_thresholds=args.thresholds,
-        repeat=args.repeat, sklearn=args.sklearn, targets=dict(args.targets),
+        args.n,
+        args.size,
+        args.seed,
+        classic_thresholds=args.thresholds,
+        repeat=args.repeat,
+        sklearn=args.sklearn,
+        targets=dict(args.targets),
     )
 
 

@@ -13,6 +13,7 @@ Rows, all measured in the same run on the same machine:
 * scoring, img/s: backbone (fast path) + reconstruction net + upsampling + Gaussian blur, batched;
 * metrics: exact AU-PRO and pixel AUROC on an MVTec-size synthetic test set (``bench.metrics``).
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -36,8 +37,14 @@ from .targets import verdict
 
 ACCURACY_NET = ("tf_efficientnet_lite0", "imagenet")  # real weights shipped offline (pip package)
 SKIPPED = "skipped (--only)"
-SECTION = {jobs.job_peak: "ceiling", jobs.job_backbone: "backbone", jobs.job_accuracy: "backbone",
-           jobs.job_train: "training", jobs.job_score: "scoring", jobs.job_metrics: "metrics"}
+SECTION = {
+    jobs.job_peak: "ceiling",
+    jobs.job_backbone: "backbone",
+    jobs.job_accuracy: "backbone",
+    jobs.job_train: "training",
+    jobs.job_score: "scoring",
+    jobs.job_metrics: "metrics",
+}
 _CONTEXT: Any = None
 
 
@@ -65,8 +72,9 @@ def variants_for(settings: Settings) -> list[Variant]:
     if not cpu:
         out.append(Variant("fp16-cl", "fp16", True))
     if settings.compile:  # CPU: fp32 (bf16 is emulated there); CUDA: the bf16 fast path, compiled
-        out.append(Variant("compile-fp32-cl" if cpu else "compile-bf16-cl", "fp32" if cpu else "bf16", True,
-                           compile=True))
+        out.append(
+            Variant("compile-fp32-cl" if cpu else "compile-bf16-cl", "fp32" if cpu else "bf16", True, compile=True)
+        )
     return out
 
 
@@ -131,7 +139,9 @@ class Runner:
             kinds = [k for k in ("fp32", "bf16") if k in peak]
             row.variant = f"{' and '.join(kinds)} matmul {peak['n']}×{peak['n']}"
             row.throughput, row.unit = peak[kinds[-1]], f"TFLOP/s {kinds[-1]}"
-            row.note = "; ".join(f"{k}: {peak[k]:.3g} TFLOP/s" for k in kinds) + "; best of several products, random data"
+            row.note = (
+                "; ".join(f"{k}: {peak[k]:.3g} TFLOP/s" for k in kinds) + "; best of several products, random data"
+            )
             row.raw = peak
         return row
 
@@ -141,33 +151,54 @@ class Runner:
         rows = []
         for v in variants:
             res, err = self.attempt(f"backbone {v.label}", jobs.job_backbone, v)
-            row = Row("backbone", v.label + (" (naive)" if v == NAIVE else ""), unit="img/s", time_unit="s/batch",
-                      error=err, mem_kind="GPU" if self.settings.is_cuda else "RSS")
+            row = Row(
+                "backbone",
+                v.label + (" (naive)" if v == NAIVE else ""),
+                unit="img/s",
+                time_unit="s/batch",
+                error=err,
+                mem_kind="GPU" if self.settings.is_cuda else "RSS",
+            )
             if res is not None:
                 results[v.key] = res
-                row.throughput, row.time_s, row.time_unit = res["img_s"], res["s_per_batch"], f"s/batch of {res['batch']}"
+                row.throughput, row.time_s, row.time_unit = (
+                    res["img_s"],
+                    res["s_per_batch"],
+                    f"s/batch of {res['batch']}",
+                )
                 row.set_memory(res)
                 row.raw = res
             rows.append(row)
         return rows, results
 
-    def accuracy(self, variants: list[Variant], results: dict[str, dict[str, Any]]
-                 ) -> tuple[dict[str, tuple[float, float]], tuple[str, str], Row | None]:
+    def accuracy(
+        self, variants: list[Variant], results: dict[str, dict[str, Any]]
+    ) -> tuple[dict[str, tuple[float, float]], tuple[str, str], Row | None]:
         """Fused-feature cosine of every variant: on the benchmarked net when its weights are real, else on
         ACCURACY_NET; (cosines by variant key, the net measured, a failure row or None)."""
         s = self.settings
         if s.weights != "random":
             return {k: tuple(r["cos_own"]) for k, r in results.items()}, (s.backbone, s.weights), None
-        res, err = self.attempt(f"fused-feature accuracy on {ACCURACY_NET[0]} ({ACCURACY_NET[1]})", jobs.job_accuracy,
-                                ACCURACY_NET[0], ACCURACY_NET[1], [v for v in variants if v != NAIVE])
+        res, err = self.attempt(
+            f"fused-feature accuracy on {ACCURACY_NET[0]} ({ACCURACY_NET[1]})",
+            jobs.job_accuracy,
+            ACCURACY_NET[0],
+            ACCURACY_NET[1],
+            [v for v in variants if v != NAIVE],
+        )
         acc = {NAIVE.key: (1.0, 1.0)}
         if res is None:
             return acc, ACCURACY_NET, Row("accuracy", f"{ACCURACY_NET[0]} ({ACCURACY_NET[1]})", error=err)
         acc.update({k: tuple(c) for k, c in res["cos"].items()})
         return acc, ACCURACY_NET, None
 
-    def annotate(self, variants: list[Variant], rows: list[Row], results: dict[str, dict[str, Any]],
-                 acc: dict[str, tuple[float, float]]) -> None:
+    def annotate(
+        self,
+        variants: list[Variant],
+        rows: list[Row],
+        results: dict[str, dict[str, Any]],
+        acc: dict[str, tuple[float, float]],
+    ) -> None:
         """Speed-up, fused cos and the notes column of the backbone rows."""
         s, naive = self.settings, results.get(NAIVE.key)
         gflop_img = naive.get("gflop_per_img") if naive else None
@@ -181,17 +212,26 @@ class Runner:
             if v.compile:
                 parts.append(f"first call (compile) {res['first_call_s']:.0f} s")
             if s.weights == "random" and v != NAIVE:
-                parts.append(f"fused cos on {s.backbone} random weights ({res['cos_own_images']} images): "
-                             f"{table.cos_text(tuple(res['cos_own']))}")
+                parts.append(
+                    f"fused cos on {s.backbone} random weights ({res['cos_own_images']} images): "
+                    f"{table.cos_text(tuple(res['cos_own']))}"
+                )
             if not s.is_cuda:
                 parts.append(f"CPU time {res['cpu_s_per_batch']:.2f} s/batch")
             parts.append(self.achieved(gflop_img, res["img_s"], v.precision))
             row.note = "; ".join(p for p in parts if p)
 
-    def fast_path(self, variants: list[Variant], rows: list[Row], results: dict[str, dict[str, Any]],
-                  acc: dict[str, tuple[float, float]]) -> Variant | None:
+    def fast_path(
+        self,
+        variants: list[Variant],
+        rows: list[Row],
+        results: dict[str, dict[str, Any]],
+        acc: dict[str, tuple[float, float]],
+    ) -> Variant | None:
         """The fastest variant that keeps the fused features (mean cos ≥ --fast-cos); the naive path competes too."""
-        eligible = [v for v in variants if v.key in results and acc.get(v.key) and acc[v.key][0] >= self.settings.fast_cos]
+        eligible = [
+            v for v in variants if v.key in results and acc.get(v.key) and acc[v.key][0] >= self.settings.fast_cos
+        ]
         fast = max(eligible, key=lambda v: results[v.key]["img_s"], default=None)
         for v, row in zip(variants, rows):
             if v == fast:
@@ -202,12 +242,17 @@ class Runner:
         """CPU: glibc's default allocator and the tuned one the pipeline stages use; CUDA: one row."""
         s = self.settings
         rows = []
-        for malloc in ((False,) if s.is_cuda else (False, True)):
+        for malloc in (False,) if s.is_cuda else (False, True):
             res, err = self.attempt("training" + (" (tuned malloc)" if malloc else ""), jobs.job_train, malloc)
             widths = "/".join(map(str, s.widths))
             alloc = "" if s.is_cuda else ", tuned malloc (as the pipeline)" if malloc else ", default malloc"
-            row = Row("training", f"full model (GFE + shuffle), C={s.channels}, widths {widths}, batch {s.batch_size}"
-                      + alloc, unit="samples/s", time_unit="s/epoch", error=err)
+            row = Row(
+                "training",
+                f"full model (GFE + shuffle), C={s.channels}, widths {widths}, batch {s.batch_size}" + alloc,
+                unit="samples/s",
+                time_unit="s/epoch",
+                error=err,
+            )
             if res is not None:
                 self._fill_training(row, res)
             rows.append(row)
@@ -219,30 +264,43 @@ class Runner:
             row.variant += f", K={res['gfe_grid']}/{res['ssl_grid']} (map {res['map_side']}²)"
         row.throughput, row.time_s = res["samples_s"], res["s_per_epoch"]
         row.set_memory(res)
-        how = (f"extrapolated to {s.train_images} images from {res['steps_timed']} timed steps"
-               if res["extrapolated"] else f"{s.train_images} images, mean of {res['epochs']} epoch(s)")
+        how = (
+            f"extrapolated to {s.train_images} images from {res['steps_timed']} timed steps"
+            if res["extrapolated"]
+            else f"{s.train_images} images, mean of {res['epochs']} epoch(s)"
+        )
         run_100 = 100 * row.time_s
         measured_100 = not res["extrapolated"] and res["epochs"] == 100
-        parts = [how, f"100 epochs: {run_100:.0f} s ({'measured' if measured_100 else 'extrapolated'})",
-                 f"{res['gflop_per_sample']:.1f} GFLOP/sample",
-                 self.achieved(res["gflop_per_sample"], res["samples_s"]),
-                 verdict(self.targets, "train_100ep_s", run_100),
-                 "" if s.is_cuda else f"CPU time {res['cpu']:.0f} s for {res['wall']:.0f} s wall"]
+        parts = [
+            how,
+            f"100 epochs: {run_100:.0f} s ({'measured' if measured_100 else 'extrapolated'})",
+            f"{res['gflop_per_sample']:.1f} GFLOP/sample",
+            self.achieved(res["gflop_per_sample"], res["samples_s"]),
+            verdict(self.targets, "train_100ep_s", run_100),
+            "" if s.is_cuda else f"CPU time {res['cpu']:.0f} s for {res['wall']:.0f} s wall",
+        ]
         row.note = "; ".join(p for p in parts if p)
         row.raw = res
 
     def scoring_row(self, variant: Variant) -> Row:
         s = self.settings
         res, err = self.attempt(f"scoring ({variant.label})", jobs.job_score, variant)
-        row = Row("scoring", f"backbone ({variant.label}) + reconstruction + upsample + blur", unit="img/s",
-                  time_unit="s/img", error=err)
+        row = Row(
+            "scoring",
+            f"backbone ({variant.label}) + reconstruction + upsample + blur",
+            unit="img/s",
+            time_unit="s/img",
+            error=err,
+        )
         if res is not None:
             row.throughput, row.time_s = res["img_s"], res["wall"] / res["images"]
             row.set_memory(res)
-            parts = [f"{res['images']} images of {s.image_size}², batch {s.infer_batch_size}, σ={s.sigma:g}, "
-                     "decoded images in memory, untrained net" + ("" if s.is_cuda else ", tuned malloc"),
-                     self.achieved(res["gflop_per_img"], res["img_s"], variant.precision),
-                     verdict(self.targets, "scoring_img_s", res["img_s"])]
+            parts = [
+                f"{res['images']} images of {s.image_size}², batch {s.infer_batch_size}, σ={s.sigma:g}, "
+                "decoded images in memory, untrained net" + ("" if s.is_cuda else ", tuned malloc"),
+                self.achieved(res["gflop_per_img"], res["img_s"], variant.precision),
+                verdict(self.targets, "scoring_img_s", res["img_s"]),
+            ]
             row.note = "; ".join(p for p in parts if p)
             row.raw = res
         return row
@@ -267,8 +325,9 @@ class Runner:
             row.throughput = s.metrics_n / row.time_s
             row.peak_mib = max(res["peak_rss_au_pro_mib"], res["peak_rss_pixel_auroc_mib"])
             row.delta_mib = row.peak_mib - res["rss_job_start_mib"]
-            row.note = "; ".join(p for p in (f"{size}; best of {s.reps}",
-                                             verdict(self.targets, "metrics_s", row.time_s)) if p)
+            row.note = "; ".join(
+                p for p in (f"{size}; best of {s.reps}", verdict(self.targets, "metrics_s", row.time_s)) if p
+            )
         rows.append(row)
         return rows
 
@@ -278,10 +337,12 @@ class Runner:
         if self.peak is None or not gflop_img or self.settings.is_cuda:
             return None
         share = gflop_img * naive["img_s"] / 1e3 / self.peak["fp32"]
-        return (f"The naive fp32 path already runs at {100 * share:.0f}% of this CPU's measured fp32 matmul "
-                f"ceiling ({self.peak['fp32'] * 1e3:.0f} GFLOP/s): no fp32 variant that does the same arithmetic can "
-                f"be more than ~{1 / share:.1f}× faster here; more needs native low-precision units "
-                "(AVX512-BF16/AMX, or a GPU) or less arithmetic.")
+        return (
+            f"The naive fp32 path already runs at {100 * share:.0f}% of this CPU's measured fp32 matmul "
+            f"ceiling ({self.peak['fp32'] * 1e3:.0f} GFLOP/s): no fp32 variant that does the same arithmetic can "
+            f"be more than ~{1 / share:.1f}× faster here; more needs native low-precision units "
+            "(AVX512-BF16/AMX, or a GPU) or less arithmetic."
+        )
 
 
 def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> BenchResult:
@@ -304,12 +365,19 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
 
     naive = results.get(NAIVE.key)
     img_s = {k: r["img_s"] for k, r in results.items()}
-    speedup = verdict(settings.target_map, "backbone_speedup", img_s[fast.key] / naive["img_s"]) if fast and naive else ""
+    speedup = (
+        verdict(settings.target_map, "backbone_speedup", img_s[fast.key] / naive["img_s"]) if fast and naive else ""
+    )
     notes = table.accuracy_note(settings, accuracy_net, settings.accuracy_images) if "backbone" in settings.only else []
     notes.append(table.fast_path_note(settings, variants, img_s, fast, speedup))
     share = runner.ceiling_share_note(naive)
     notes += [share] if share else []
     notes += table.closing_notes(settings, any(not r.get("native", True) for r in results.values()))
-    head = table.header(settings, table.device_text(settings, runner.device_name),
-                        started.strftime("%Y-%m-%d %H:%M UTC"), load_start, os.getloadavg()[0])
+    head = table.header(
+        settings,
+        table.device_text(settings, runner.device_name),
+        started.strftime("%Y-%m-%d %H:%M UTC"),
+        load_start,
+        os.getloadavg()[0],
+    )
     return BenchResult(settings, head, rows, notes, table.markdown(head, rows, notes), fast.key if fast else None)

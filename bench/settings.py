@@ -1,4 +1,5 @@
 """Options of ``python -m bench``: the command line, its defaults (full or ``--quick``), one frozen Settings."""
+
 from __future__ import annotations
 
 import argparse
@@ -113,48 +114,91 @@ def _positive(text: str) -> int:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description="End-to-end speed benchmark of frad: backbone, "
-                                "training, scoring and metrics, in one run, one table.")
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="End-to-end speed benchmark of frad: backbone, "
+        "training, scoring and metrics, in one run, one table.",
+    )
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
     p.add_argument("--backbone", default="wide_resnet50_2", choices=("wide_resnet50_2", "tf_efficientnet_lite0"))
-    p.add_argument("--weights", default=None,
-                   help="random | imagenet | path (default: random for wide_resnet50_2, imagenet otherwise)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="random | imagenet | path (default: random for wide_resnet50_2, imagenet otherwise)",
+    )
     p.add_argument("--batch-size", type=_positive, default=None, help="training batch (16, §2.3)")
-    p.add_argument("--infer-batch-size", type=_positive, default=None,
-                   help="backbone and scoring batch (default: --batch-size on CPU, 64 on CUDA)")
+    p.add_argument(
+        "--infer-batch-size",
+        type=_positive,
+        default=None,
+        help="backbone and scoring batch (default: --batch-size on CPU, 64 on CUDA)",
+    )
     p.add_argument("--image-size", type=_positive, default=None, help="input side (256)")
     p.add_argument("--layers", type=_layers, default=None, help="layer set L (2,3)")
     p.add_argument("--channels", type=_positive, default=None, help="fused channels C (512)")
-    p.add_argument("--widths", type=_widths, default=None,
-                   help="reconstruction-net widths (256,256,256 = the model default)")
+    p.add_argument(
+        "--widths", type=_widths, default=None, help="reconstruction-net widths (256,256,256 = the model default)"
+    )
     p.add_argument("--train-images", type=_positive, default=None, help="train set size (209 = MVTec bottle)")
-    p.add_argument("--epochs", type=_positive, default=None,
-                   help="epochs to time when --train-steps is 0 (default: 2 on CPU, 100 = a whole run on CUDA)")
-    p.add_argument("--train-steps", type=int, default=None,
-                   help="time this many training steps and extrapolate s/epoch; 0 = time whole epochs "
-                        "(default: 3 on CPU, 0 on CUDA)")
-    p.add_argument("--test-images", type=_positive, default=None,
-                   help="images scored (default: 32 on CPU, 1024 on CUDA)")
+    p.add_argument(
+        "--epochs",
+        type=_positive,
+        default=None,
+        help="epochs to time when --train-steps is 0 (default: 2 on CPU, 100 = a whole run on CUDA)",
+    )
+    p.add_argument(
+        "--train-steps",
+        type=int,
+        default=None,
+        help="time this many training steps and extrapolate s/epoch; 0 = time whole epochs "
+        "(default: 3 on CPU, 0 on CUDA)",
+    )
+    p.add_argument(
+        "--test-images", type=_positive, default=None, help="images scored (default: 32 on CPU, 1024 on CUDA)"
+    )
     p.add_argument("--metrics-n", type=_positive, default=None, help="maps for AU-PRO/pixel AUROC (1725)")
     p.add_argument("--metrics-size", type=_positive, default=None, help="map side for the metrics (256)")
     p.add_argument("--sigma", type=float, default=4.0, help="Gaussian σ of the scoring blur (4)")
     p.add_argument("--reps", type=_positive, default=None, help="timed batches per backbone variant (2)")
     p.add_argument("--accuracy-images", type=_positive, default=None, help="images for the cosine check (8)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads per row (default: torch's choice; --quick: 1, since tiny ops on "
-                        "a busy machine mostly wait on thread barriers)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per row (default: torch's choice; --quick: 1, since tiny ops on "
+        "a busy machine mostly wait on thread barriers)",
+    )
     p.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
-    p.add_argument("--only", type=_sections, default=SECTIONS,
-                   help=f"run only these row groups, comma-separated from {','.join(SECTIONS)} (default: all; "
-                        "scoring then uses the naive backbone path unless backbone runs too)")
-    p.add_argument("--no-isolate", dest="isolate", action="store_false",
-                   help="run every row in this process (memory numbers then share one process)")
-    p.add_argument("--fast-cos", type=float, default=FAST_COS,
-                   help="mean fused-feature cosine to the naive path a backbone variant must keep to be the fast "
-                        "path that scoring uses (default: %(default)s)")
-    p.add_argument("--target", dest="targets", action="append", type=target_arg(TARGETS), default=[],
-                   metavar="NAME=VALUE", help=target_help(TARGETS))
+    p.add_argument(
+        "--only",
+        type=_sections,
+        default=SECTIONS,
+        help=f"run only these row groups, comma-separated from {','.join(SECTIONS)} (default: all; "
+        "scoring then uses the naive backbone path unless backbone runs too)",
+    )
+    p.add_argument(
+        "--no-isolate",
+        dest="isolate",
+        action="store_false",
+        help="run every row in this process (memory numbers then share one process)",
+    )
+    p.add_argument(
+        "--fast-cos",
+        type=float,
+        default=FAST_COS,
+        help="mean fused-feature cosine to the naive path a backbone variant must keep to be the fast "
+        "path that scoring uses (default: %(default)s)",
+    )
+    p.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        type=target_arg(TARGETS),
+        default=[],
+        metavar="NAME=VALUE",
+        help=target_help(TARGETS),
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports/benchmark.md", help="Markdown file to write")
     p.add_argument("--json", dest="json_out", default=None, help="also write the raw numbers as JSON")
@@ -173,13 +217,40 @@ def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settin
     """Fill the defaults (full or ``--quick``) that were not given explicitly."""
     device = _device(ns.device)
     cuda = device.startswith("cuda")
-    full = dict(batch_size=16, infer_batch_size=64 if cuda else None, image_size=256, layers=(2, 3), channels=512,
-                widths=(256, 256, 256), train_images=209, epochs=100 if cuda else 2,
-                train_steps=0 if cuda else 3, test_images=1024 if cuda else 32, metrics_n=1725,
-                metrics_size=256, reps=5 if cuda else 2, accuracy_images=8, threads=0)
-    quick = dict(batch_size=2, infer_batch_size=None, image_size=64, layers=(2, 3), channels=64, widths=(32, 32, 32),
-                 train_images=2, epochs=1,
-                 train_steps=0, test_images=2, metrics_n=24, metrics_size=64, reps=1, accuracy_images=2, threads=1)
+    full = dict(
+        batch_size=16,
+        infer_batch_size=64 if cuda else None,
+        image_size=256,
+        layers=(2, 3),
+        channels=512,
+        widths=(256, 256, 256),
+        train_images=209,
+        epochs=100 if cuda else 2,
+        train_steps=0 if cuda else 3,
+        test_images=1024 if cuda else 32,
+        metrics_n=1725,
+        metrics_size=256,
+        reps=5 if cuda else 2,
+        accuracy_images=8,
+        threads=0,
+    )
+    quick = dict(
+        batch_size=2,
+        infer_batch_size=None,
+        image_size=64,
+        layers=(2, 3),
+        channels=64,
+        widths=(32, 32, 32),
+        train_images=2,
+        epochs=1,
+        train_steps=0,
+        test_images=2,
+        metrics_n=24,
+        metrics_size=64,
+        reps=1,
+        accuracy_images=2,
+        threads=1,
+    )
     defaults = quick if ns.quick else full
     values = {k: (getattr(ns, k) if getattr(ns, k) is not None else v) for k, v in defaults.items()}
     weights = ns.weights or ("random" if ns.backbone == "wide_resnet50_2" else "imagenet")
@@ -187,8 +258,20 @@ def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settin
         raise SystemExit("error: --train-steps must be >= 0")
     if values["infer_batch_size"] is None:
         values["infer_batch_size"] = values["batch_size"]
-    return Settings(device=device, backbone=ns.backbone, weights=weights, sigma=ns.sigma, compile=ns.compile,
-                    quick=ns.quick, only=tuple(ns.only), isolate=ns.isolate, seed=ns.seed, out=ns.out, json_out=ns.json_out,
-                    fast_cos=ns.fast_cos, targets=tuple(dict(ns.targets).items()), argv=tuple(argv), **values)
-
-
+    return Settings(
+        device=device,
+        backbone=ns.backbone,
+        weights=weights,
+        sigma=ns.sigma,
+        compile=ns.compile,
+        quick=ns.quick,
+        only=tuple(ns.only),
+        isolate=ns.isolate,
+        seed=ns.seed,
+        out=ns.out,
+        json_out=ns.json_out,
+        fast_cos=ns.fast_cos,
+        targets=tuple(dict(ns.targets).items()),
+        argv=tuple(argv),
+        **values,
+    )

@@ -1,4 +1,5 @@
 """Rendering of ``python -m bench``: the rows, the header lines, the notes, one Markdown table, JSON."""
+
 from __future__ import annotations
 
 import math
@@ -13,9 +14,21 @@ from .settings import NAIVE, Settings, Variant
 
 # Dense bf16 tensor-core peak (TFLOP/s, no sparsity) by GPU name fragment, most specific first.
 GPU_BF16_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
-    ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H200", 989.0), ("H100", 989.0), ("GH200", 989.0),
-    ("B200", 2250.0), ("A100", 312.0), ("A800", 312.0), ("L40S", 362.0), ("L40", 181.0), ("L4", 121.0),
-    ("A10G", 70.0), ("A10", 125.0), ("RTX 4090", 165.0), ("RTX 3090", 71.0),
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H200", 989.0),
+    ("H100", 989.0),
+    ("GH200", 989.0),
+    ("B200", 2250.0),
+    ("A100", 312.0),
+    ("A800", 312.0),
+    ("L40S", 362.0),
+    ("L40", 181.0),
+    ("L4", 121.0),
+    ("A10G", 70.0),
+    ("A10", 125.0),
+    ("RTX 4090", 165.0),
+    ("RTX 3090", 71.0),
 )
 TITLE = "# frad speed benchmark"
 
@@ -68,8 +81,14 @@ def gpu_peak(name: str) -> float | None:
     return next((peak for fragment, peak in GPU_BF16_PEAK_TFLOPS if fragment in name), None)
 
 
-def achieved(flops_per_item: float | None, items_per_s: float | None, settings: Settings, device_name: str,
-             peak: dict[str, Any] | None = None, precision: str = "fp32") -> str:
+def achieved(
+    flops_per_item: float | None,
+    items_per_s: float | None,
+    settings: Settings,
+    device_name: str,
+    peak: dict[str, Any] | None = None,
+    precision: str = "fp32",
+) -> str:
     """Achieved FLOP rate, as a share of the measured matrix-product ceiling (and of the datasheet's
     dense bf16 peak on a known GPU)."""
     if not flops_per_item or not items_per_s:
@@ -120,13 +139,17 @@ def device_text(settings: Settings, device_name: str) -> str:
     dev = torch.device(settings.device)
     if dev.type == "cuda":
         props = torch.cuda.get_device_properties(dev)
-        return (f"CUDA {device_name} ({props.total_memory / 2**30:.0f} GiB), CUDA {torch.version.cuda}, "
-                f"cuDNN {torch.backends.cudnn.version()}, cudnn.benchmark on, "
-                f"cuDNN TF32 {'allowed' if torch.backends.cudnn.allow_tf32 else 'off'} (PyTorch default) for fp32 convs")
+        return (
+            f"CUDA {device_name} ({props.total_memory / 2**30:.0f} GiB), CUDA {torch.version.cuda}, "
+            f"cuDNN {torch.backends.cudnn.version()}, cudnn.benchmark on, "
+            f"cuDNN TF32 {'allowed' if torch.backends.cudnn.allow_tf32 else 'off'} (PyTorch default) for fp32 convs"
+        )
     native = "yes" if native_low_precision(dev, "bf16") else "no (bf16 autocast is emulated)"
     threads = settings.threads or torch.get_num_threads()
-    return (f"CPU {device_name}, {torch.backends.cpu.get_cpu_capability()}, native bf16: {native}, "
-            f"torch threads: {threads}" + (" (--threads)" if settings.threads else ""))
+    return (
+        f"CPU {device_name}, {torch.backends.cpu.get_cpu_capability()}, native bf16: {native}, "
+        f"torch threads: {threads}" + (" (--threads)" if settings.threads else "")
+    )
 
 
 def accuracy_note(settings: Settings, accuracy_net: tuple[str, str], acc_images: int) -> list[str]:
@@ -137,8 +160,12 @@ def accuracy_note(settings: Settings, accuracy_net: tuple[str, str], acc_images:
         f"eq. 1–3) of the variant and of the naive fp32 path, mean / min over {acc_images} synthetic test images × "
         "positions (compiled variants on the bench net: those renders repeated to the timed batch size), "
         f"measured on {accuracy_net[0]} with {accuracy_net[1]} weights"
-        + (f" (the benchmarked {settings.backbone} only has random weights here; its own values are in the "
-           "notes column)" if settings.weights == "random" else "")
+        + (
+            f" (the benchmarked {settings.backbone} only has random weights here; its own values are in the "
+            "notes column)"
+            if settings.weights == "random"
+            else ""
+        )
         + ".",
     ]
 
@@ -147,44 +174,61 @@ def closing_notes(settings: Settings, emulated: bool) -> list[str]:
     """Notes on emulated precision, compile, peak memory and the training/scoring inputs."""
     notes = []
     if emulated:
-        notes.append("This CPU has no native bf16 (no AVX512-BF16/AMX): bf16 autocast runs emulated and is slower "
-                     "than fp32; it is timed on a smaller batch to keep the run short.")
+        notes.append(
+            "This CPU has no native bf16 (no AVX512-BF16/AMX): bf16 autocast runs emulated and is slower "
+            "than fp32; it is timed on a smaller batch to keep the run short."
+        )
     if not settings.compile:
         notes.append("torch.compile was not timed (add --compile; compiling takes tens of seconds per process).")
-    mem = ("peak GPU memory allocated by torch (torch.cuda.max_memory_allocated) over the timed part, "
-           "in brackets its rise above what the row's process had allocated before building its model and data"
-           if settings.is_cuda else
-           "peak resident set (VmHWM) of the process that ran the row, over the timed part "
-           "(peak counter reset via /proc/self/clear_refs just before it); in brackets its rise above the "
-           "resident set of that process before it built its model and data (= model + inputs + activations "
-           "+ allocator caches; the rest is Python and the torch libraries)")
-    notes.append(f"Peak mem: {mem}" + ("; every row ran in its own fresh process." if settings.isolate
-                                       else "; all rows ran in one process (--no-isolate), so the rises are "
-                                       "not separable.")
-                 + " Metrics rows: CPU RSS, the synthetic maps and masks included in the rise.")
+    mem = (
+        "peak GPU memory allocated by torch (torch.cuda.max_memory_allocated) over the timed part, "
+        "in brackets its rise above what the row's process had allocated before building its model and data"
+        if settings.is_cuda
+        else "peak resident set (VmHWM) of the process that ran the row, over the timed part "
+        "(peak counter reset via /proc/self/clear_refs just before it); in brackets its rise above the "
+        "resident set of that process before it built its model and data (= model + inputs + activations "
+        "+ allocator caches; the rest is Python and the torch libraries)"
+    )
+    notes.append(
+        f"Peak mem: {mem}"
+        + (
+            "; every row ran in its own fresh process."
+            if settings.isolate
+            else "; all rows ran in one process (--no-isolate), so the rises are not separable."
+        )
+        + " Metrics rows: CPU RSS, the synthetic maps and masks included in the rise."
+    )
     if {"training", "scoring"} & set(settings.only):
-        notes.append("Training and scoring: random per-layer maps of the cached shapes (fp16) / an untrained net; the full "
-                     f"model (GFE, shuffle loss λ=0.1, K=4 unless the row says otherwise, widths "
-                     f"{list(settings.widths)}), Adam (torch multi-tensor kernels, as frad.train runs it).")
+        notes.append(
+            "Training and scoring: random per-layer maps of the cached shapes (fp16) / an untrained net; the full "
+            f"model (GFE, shuffle loss λ=0.1, K=4 unless the row says otherwise, widths "
+            f"{list(settings.widths)}), Adam (torch multi-tensor kernels, as frad.train runs it)."
+        )
     return notes
 
 
-def fast_path_note(settings: Settings, variants: list[Variant], img_s: dict[str, float], fast: Variant | None,
-                   target: str) -> str:
+def fast_path_note(
+    settings: Settings, variants: list[Variant], img_s: dict[str, float], fast: Variant | None, target: str
+) -> str:
     """Which variant scoring uses and why; with a backbone_speedup target, which variants reach it."""
     naive = img_s.get(NAIVE.key)
     if fast is None or not naive:
         if "backbone" not in settings.only:
             return "Backbone rows were not run (--only): scoring uses the naive backbone path."
-        return (f"No variant could be compared with the naive path at mean fused cos ≥ {settings.fast_cos}: "
-                "scoring uses the naive path.")
-    text = (f"Fast path = the fastest variant whose mean fused cos is ≥ {settings.fast_cos} (the naive path "
-            f"competes too): {fast.label}, {img_s[fast.key] / naive:.2f}× the naive path; scoring uses it")
+        return (
+            f"No variant could be compared with the naive path at mean fused cos ≥ {settings.fast_cos}: "
+            "scoring uses the naive path."
+        )
+    text = (
+        f"Fast path = the fastest variant whose mean fused cos is ≥ {settings.fast_cos} (the naive path "
+        f"competes too): {fast.label}, {img_s[fast.key] / naive:.2f}× the naive path; scoring uses it"
+    )
     goal = settings.target_map.get("backbone_speedup")
     if goal is not None:
         reached = [v.label for v in variants if v != NAIVE and v.key in img_s and img_s[v.key] / naive >= goal]
-        text += (f". Speed-up {target}; variants at ≥ {goal:g}× whatever their accuracy: "
-                 + (", ".join(reached) if reached else "none"))
+        text += f". Speed-up {target}; variants at ≥ {goal:g}× whatever their accuracy: " + (
+            ", ".join(reached) if reached else "none"
+        )
     return text + "."
 
 
@@ -199,10 +243,15 @@ def markdown(head: list[str], rows: list[Row], notes: list[str]) -> str:
         thr = f"{fmt(r.throughput)} {r.unit}" if r.throughput is not None else "–"
         tim = f"{fmt(r.time_s)} {r.time_unit}" if r.time_s is not None else "–"
         spd = f"{r.speedup:.2f}×" if r.speedup is not None else ""
-        table.append([r.stage, r.variant, thr, tim, spd, cos_text(r.cos) if r.stage == "backbone" else "", _mem(r),
-                      r.note])
-    text = tabulate(table, headers=["stage", "variant", "throughput", "time", "vs naive", "fused cos mean / min",
-                                    "peak mem", "notes"], tablefmt="github", disable_numparse=True)
+        table.append(
+            [r.stage, r.variant, thr, tim, spd, cos_text(r.cos) if r.stage == "backbone" else "", _mem(r), r.note]
+        )
+    text = tabulate(
+        table,
+        headers=["stage", "variant", "throughput", "time", "vs naive", "fused cos mean / min", "peak mem", "notes"],
+        tablefmt="github",
+        disable_numparse=True,
+    )
     return f"{TITLE}\n\n" + "\n".join(head) + "\n\n" + text + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 

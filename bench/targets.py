@@ -1,5 +1,6 @@
 """Targets given on the command line (``--target scoring_img_s=1500``): a benchmark prints met / NOT met
 beside a measured number only for the targets it was given; none are built in."""
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def target_arg(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, float]]:
         name, sep, value = text.partition("=")
         name = name.strip()
         if not sep or name not in allowed:
-            raise argparse.ArgumentTypeError(f"--target wants NAME=VALUE with NAME one of {', '.join(allowed)} "
-                                             f"(got {text!r})")
+            raise argparse.ArgumentTypeError(
+                f"--target wants NAME=VALUE with NAME one of {', '.join(allowed)} (got {text!r})"
+            )
         try:
             return name, float(value)
         except ValueError as err:
@@ -43,7 +45,8 @@ def target_arg(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, float]]:
 
 def target_help(allowed: tuple[str, ...]) -> str:
     return "repeatable; NAME=VALUE, prints met/NOT met: " + "; ".join(
-        f"{n} ({KINDS[n].op} {KINDS[n].unit}: {KINDS[n].what})" for n in allowed)
+        f"{n} ({KINDS[n].op} {KINDS[n].unit}: {KINDS[n].what})" for n in allowed
+    )
 
 
 def verdict(targets: Mapping[str, float], name: str, measured: float) -> str:

@@ -5,4 +5,5 @@ Library only: knows nothing of DVC or ``pipeline/``. Modules mirror the paper:
 ``recombine`` (§1.2), ``model`` (§1, §1.3, eq. 4–6), ``train`` (§1.4, eq. 7–11), ``score`` (§1.5),
 ``metrics`` (image/pixel AUROC, AU-PRO), ``download`` (official archive).
 """
+
 __version__ = "0.1.0"

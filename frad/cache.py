@@ -6,6 +6,7 @@ Layout of a cache folder (one per category):
   test_masks.npy               bool (N, S, S) ground truth at the image size S
   test_labels.npy              int8 (N,) 0 = good, 1 = defect
 """
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,9 @@ def _extract_split(
         feats = backbone(batch["image"].to(device, non_blocking=True))
         for layer, f in feats.items():
             if layer not in arrays:
-                arrays[layer] = open_memmap(out_dir / f"{split}_l{layer}.npy", mode="w+", dtype=np.float16, shape=(n, *f.shape[1:]))
+                arrays[layer] = open_memmap(
+                    out_dir / f"{split}_l{layer}.npy", mode="w+", dtype=np.float16, shape=(n, *f.shape[1:])
+                )
             arrays[layer][idx] = f.half().cpu().numpy()
         masks[idx] = batch["mask"].numpy()
         labels[idx] = batch["label"].numpy()
@@ -112,7 +115,9 @@ class FeatureCache:
         self.path = Path(path)
         meta_file = self.path / "meta.json"
         if not meta_file.is_file():
-            raise DataError(f"feature cache {self.path} is missing or incomplete (no meta.json); rerun the features stage")
+            raise DataError(
+                f"feature cache {self.path} is missing or incomplete (no meta.json); rerun the features stage"
+            )
         self.meta = json.loads(meta_file.read_text())
         self.image_size: int = int(self.meta["image_size"])
         self.cached_layers: tuple[int, ...] = tuple(self.meta["layers"])

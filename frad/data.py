@@ -13,6 +13,7 @@ Every user-fixable problem (missing folder, missing mask, unreadable file, ...) 
 torch is imported only by the functions that make tensors: indexing and checking a category (the
 ``prepare`` stage) then starts in a fraction of a second instead of ~2 s.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -272,9 +273,7 @@ class ImageDataset:
 
     A map-style dataset (``__len__`` + ``__getitem__``), which is all ``torch.utils.data.DataLoader`` needs."""
 
-    def __init__(
-        self, samples: Sequence[Sample], image_size: int, mean: Sequence[float], std: Sequence[float]
-    ) -> None:
+    def __init__(self, samples: Sequence[Sample], image_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
         self.samples = tuple(samples)
         self.image_size = _check_size(image_size)
         self.mean = tuple(float(m) for m in mean)

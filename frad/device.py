@@ -10,6 +10,7 @@ so processes that see the GPUs under different indices still agree.
 
 torch is imported only when a device is resolved (``import frad.device`` stays cheap).
 """
+
 from __future__ import annotations
 
 import fcntl

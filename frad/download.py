@@ -12,6 +12,7 @@ components, links that leave the target and device files; the target appears onl
 Every user-fixable failure raises :class:`~frad.errors.DownloadError` with one line:
 what is wrong, which file/URL/member, what to do.
 """
+
 from __future__ import annotations
 
 import copy
@@ -92,8 +93,9 @@ class _PartState:
 def _normalize_sha256(sha256: str) -> str:
     digest = str(sha256).strip().lower()
     if not _SHA256_HEX.fullmatch(digest):
-        raise DownloadError(f"invalid sha256 {sha256!r}: expected 64 hex digits (or a prefix of at least 8); "
-                            "fix the expected checksum")
+        raise DownloadError(
+            f"invalid sha256 {sha256!r}: expected 64 hex digits (or a prefix of at least 8); fix the expected checksum"
+        )
     return digest
 
 
@@ -239,8 +241,9 @@ def _open(url: str, headers: dict[str, str], timeout: float) -> http.client.HTTP
         raise DownloadError(f"invalid download URL {url!r}: {err}; fix the URL") from None
 
 
-def _fetch(url: str, part: Path, sha256: str, size: int | None, timeout: float,
-           chunk_size: int, bar: tqdm) -> "hashlib._Hash":
+def _fetch(
+    url: str, part: Path, sha256: str, size: int | None, timeout: float, chunk_size: int, bar: tqdm
+) -> "hashlib._Hash":
     """One attempt: complete ``part`` (resuming when possible) and return its SHA-256 object."""
     offset, state = _resume_point(part, url, sha256, size)
     known_total = size if size is not None else state.total if state else None
@@ -291,8 +294,15 @@ def _fetch(url: str, part: Path, sha256: str, size: int | None, timeout: float,
     return hasher
 
 
-def _stream(resp: http.client.HTTPResponse, part: Path, mode: str, hasher: "hashlib._Hash", chunk_size: int,
-            bar: tqdm, received: int) -> int:
+def _stream(
+    resp: http.client.HTTPResponse,
+    part: Path,
+    mode: str,
+    hasher: "hashlib._Hash",
+    chunk_size: int,
+    bar: tqdm,
+    received: int,
+) -> int:
     """Append the response body to ``part``; returns the .part size reached."""
     try:
         f = part.open(mode)
@@ -343,8 +353,17 @@ def download(
         return _download_locked(url, dest, sha256, size, progress, timeout, retries, chunk_size, backoff)
 
 
-def _download_locked(url: str, dest: Path, sha256: str, size: int | None, progress: bool, timeout: float,
-                     retries: int, chunk_size: int, backoff: float) -> Path:
+def _download_locked(
+    url: str,
+    dest: Path,
+    sha256: str,
+    size: int | None,
+    progress: bool,
+    timeout: float,
+    retries: int,
+    chunk_size: int,
+    backoff: float,
+) -> Path:
     part = dest.with_name(dest.name + ".part")
     if dest.is_file() and (size is None or dest.stat().st_size == size):
         if _digest_matches(_hash_file(dest).hexdigest(), sha256):
@@ -352,8 +371,7 @@ def _download_locked(url: str, dest: Path, sha256: str, size: int | None, progre
         log.warning("%s exists but its checksum differs; downloading it again", dest)
 
     failures, last = 0, ""
-    with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-              disable=not progress) as bar:
+    with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name, disable=not progress) as bar:
         while True:
             try:
                 hasher = _fetch(url, part, sha256, size, timeout, chunk_size, bar)
@@ -443,7 +461,9 @@ _Filter = Callable[[tarfile.TarInfo, str], "tarfile.TarInfo | None"]
 _HAS_FILTERS = hasattr(tarfile, "data_filter")  # extraction filters: Python >= 3.11.4
 
 
-def _fallback_filter(archive: Path, member: tarfile.TarInfo, changes: dict[str, str], dest_path: str) -> tarfile.TarInfo:
+def _fallback_filter(
+    archive: Path, member: tarfile.TarInfo, changes: dict[str, str], dest_path: str
+) -> tarfile.TarInfo:
     """What tarfile.data_filter refuses, for Pythons without it: special files, links leaving the target."""
     if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
         raise _refuse(archive, member, "device file or fifo")
@@ -476,7 +496,7 @@ def _member_filter(archive: Path, strip_prefix: str | None, seen: _Seen) -> _Fil
             return name
         if name == prefix or not name.startswith(prefix + "/"):
             return None
-        return name[len(prefix) + 1:]
+        return name[len(prefix) + 1 :]
 
     def check(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo | None:
         raw = member.name
@@ -516,8 +536,9 @@ def _member_filter(archive: Path, strip_prefix: str | None, seen: _Seen) -> _Fil
     return check
 
 
-def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str], *,
-                 strip_prefix: str | None = None) -> Path:
+def safe_extract(
+    archive: str | os.PathLike[str], target: str | os.PathLike[str], *, strip_prefix: str | None = None
+) -> Path:
     """Extract ``archive`` (any tarfile compression, e.g. ``.tar.xz``) to ``target``; returns ``target``.
 
     Members are written into a temporary sibling of ``target`` that is renamed into place only once

@@ -3,6 +3,7 @@
 The message is always one line: what is wrong, which file or key, what to do.
 Entry points (``pipeline/*``, ``python -m frad.*``) print it as ``error: <message>`` and exit non-zero.
 """
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 The backbone forward (``frad.backbone``) and the fusion are split on purpose: the per-layer maps are
 computed once per image and cached, and every model variant (layer set, channel count) fuses them cheaply.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence

@@ -2,6 +2,7 @@
 
 A killed process therefore never leaves a file or folder under its final name that looks finished.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,6 +1,7 @@
 """Layer sets L ⊆ {1, 2, 3} of §1.1 ("layers 1, 2, 3" = the stride-4/8/16 backbone maps).
 
 Kept free of torch so that validating params (every stage, before any heavy import) stays cheap."""
+
 from __future__ import annotations
 
 from typing import Sequence

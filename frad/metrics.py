@@ -15,6 +15,7 @@
 Metrics that are mathematically undefined for the given data (e.g. a test set without defects)
 raise :class:`UndefinedMetricError`; :func:`try_metric` turns that into ``(None, reason)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,10 +70,7 @@ def _as_binary(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be binary (bool or 0/1), got dtype {arr.dtype}")
     binary = arr != 0
     if not np.array_equal(arr, binary):
-        raise ValueError(
-            f"{name} must be binary (bool or 0/1), found other values"
-            " (for 0/255 masks use mask > 0)"
-        )
+        raise ValueError(f"{name} must be binary (bool or 0/1), found other values (for 0/255 masks use mask > 0)")
     return binary
 
 
@@ -83,9 +81,7 @@ def _check_maps_masks(anomaly_maps: Any, masks: Any) -> tuple[np.ndarray, np.nda
     if maps_arr.ndim != 3:
         raise ValueError(f"anomaly_maps must have shape (N, H, W), got shape {maps_arr.shape}")
     if masks_arr.shape != maps_arr.shape:
-        raise ValueError(
-            f"masks shape {masks_arr.shape} differs from anomaly_maps shape {maps_arr.shape}"
-        )
+        raise ValueError(f"masks shape {masks_arr.shape} differs from anomaly_maps shape {maps_arr.shape}")
     if maps_arr.size == 0:
         raise ValueError(f"anomaly_maps is empty (shape {maps_arr.shape})")
     maps_f = np.ascontiguousarray(_as_scores(maps_arr, "anomaly_maps"))
@@ -347,9 +343,7 @@ def au_pro(anomaly_maps: Any, masks: Any, fpr_limit: float = 0.3) -> float:
     if allowed < n_ok and x_limit > n_above:
         dx = x_limit - n_above
         s_gt = math.fsum(np.bincount(region_sorted[above:], minlength=n_regions + 1)[1:] / sizes)
-        s_eq = math.fsum(
-            np.bincount(region_sorted[at_cut:above], minlength=n_regions + 1)[1:] / sizes
-        )
+        s_eq = math.fsum(np.bincount(region_sorted[at_cut:above], minlength=n_regions + 1)[1:] / sizes)
         y_limit = s_gt + s_eq * dx / n_at_cut
         area += 0.5 * (s_gt + y_limit) * dx
     return area / (n_regions * n_ok * limit)
@@ -358,9 +352,7 @@ def au_pro(anomaly_maps: Any, masks: Any, fpr_limit: float = 0.3) -> float:
 # ----------------------------------------------------------------------------------------------
 # Pipeline helper
 # ----------------------------------------------------------------------------------------------
-def try_metric(
-    fn: Callable[..., float], *args: Any, **kwargs: Any
-) -> tuple[float | None, str | None]:
+def try_metric(fn: Callable[..., float], *args: Any, **kwargs: Any) -> tuple[float | None, str | None]:
     """Call a metric; return ``(value, None)``, or ``(None, reason)`` if it is undefined.
 
     Only :class:`UndefinedMetricError` is caught: malformed input still raises ``ValueError``.

@@ -8,9 +8,10 @@ Choices the paper leaves open (each also noted beside the code):
 - GFE sits at the output of every encoder module (its tiled global vector is concatenated, then fused
   back to C_i by a 1×1 conv), so the skip connections carry global context to every decoder scale.
 """
+
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -100,7 +101,9 @@ class GFE(nn.Module):
         super().__init__()
         self.grid = grid
         self.fc = nn.Linear(channels, channels // (grid * grid))
-        self.fuse = nn.Sequential(nn.Conv2d(2 * channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+        self.fuse = nn.Sequential(
+            nn.Conv2d(2 * channels, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+        )
 
     def global_vector(self, t: torch.Tensor) -> torch.Tensor:
         b, c, h, w = t.shape

@@ -4,7 +4,15 @@ Kept free of any import so that validating params stays cheap and depends on not
 
 MVTEC_TEXTURES: tuple[str, ...] = ("carpet", "grid", "leather", "tile", "wood")
 MVTEC_OBJECTS: tuple[str, ...] = (
-    "bottle", "cable", "capsule", "hazelnut", "metal_nut",
-    "pill", "screw", "toothbrush", "transistor", "zipper",
+    "bottle",
+    "cable",
+    "capsule",
+    "hazelnut",
+    "metal_nut",
+    "pill",
+    "screw",
+    "toothbrush",
+    "transistor",
+    "zipper",
 )
 MVTEC_CATEGORIES: tuple[str, ...] = MVTEC_TEXTURES + MVTEC_OBJECTS

@@ -6,6 +6,7 @@ Localization", ICPR workshops 2021) on the cached backbone maps.
 §3.3 inference: M(x_ij) = sqrt((x_ij − μ_ij)ᵀ Σ_ij⁻¹ (x_ij − μ_ij)) (eq. 2); the map goes through the same
 upsampling + σ blur as FRAD (§1.5 of the FRAD paper), image score = max of the map (as in their code).
 """
+
 from __future__ import annotations
 
 import time
@@ -79,8 +80,14 @@ def _batches(maps: Mapping[int, torch.Tensor], batch_size: int, device: torch.de
 
 
 @torch.inference_mode()
-def fit(train: Mapping[int, torch.Tensor], config: PadimConfig, *, batch_size: int = 32,
-        device: torch.device | str = "cpu", progress: bool = False) -> PadimModel:
+def fit(
+    train: Mapping[int, torch.Tensor],
+    config: PadimConfig,
+    *,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> PadimModel:
     """Per-position mean and Σ⁻¹ of the train embeddings (eq. 1), accumulated batch by batch in float64."""
     device = as_device(device)
     layers = config.layers
@@ -102,8 +109,10 @@ def fit(train: Mapping[int, torch.Tensor], config: PadimConfig, *, batch_size: i
     cov += config.eps * torch.eye(config.d, dtype=torch.float64, device=device)  # eq. 1: + ε·I
     chol, info = torch.linalg.cholesky_ex(cov)
     if bool((info != 0).any()):
-        raise DataError("PaDiM covariance is not positive definite at some position (NaN/inf in the train features?); "
-                        "check the feature cache or raise baselines.padim.eps")
+        raise DataError(
+            "PaDiM covariance is not positive definite at some position (NaN/inf in the train features?); "
+            "check the feature cache or raise baselines.padim.eps"
+        )
     return PadimModel(channels=channels, mean=mean, precision=torch.cholesky_inverse(chol), grid=grid)
 
 
@@ -116,9 +125,17 @@ def mahalanobis(model: PadimModel, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def fit_and_score(train: Mapping[int, torch.Tensor], test: Mapping[int, torch.Tensor], config: PadimConfig, *,
-                  image_size: int, sigma: float, batch_size: int = 32, device: torch.device | str = "cpu",
-                  progress: bool = False) -> BaselineResult:
+def fit_and_score(
+    train: Mapping[int, torch.Tensor],
+    test: Mapping[int, torch.Tensor],
+    config: PadimConfig,
+    *,
+    image_size: int,
+    sigma: float,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> BaselineResult:
     """Fit the per-position Gaussians on ``train``, score ``test``: maps (N, S, S) and image scores (max)."""
     device = as_device(device)
     t0 = time.perf_counter()
@@ -131,6 +148,11 @@ def fit_and_score(train: Mapping[int, torch.Tensor], test: Mapping[int, torch.Te
         d = mahalanobis(model, embed(batch, model.channels, model.grid)).float()
         maps[start : start + len(d)] = to_image_maps(d, image_size, sigma).cpu()
         start += len(d)
-    info = {"fit_s": t1 - t0, "score_s": time.perf_counter() - t1, "d": config.d, "grid": list(model.grid),
-            "channels_total": sum(int(train[l].shape[1]) for l in config.layers)}
+    info = {
+        "fit_s": t1 - t0,
+        "score_s": time.perf_counter() - t1,
+        "d": config.d,
+        "grid": list(model.grid),
+        "channels_total": sum(int(train[l].shape[1]) for l in config.layers),
+    }
     return BaselineResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info)

@@ -7,6 +7,7 @@ layer 3 resized to layer 2's grid, reduced to ``dims`` per position; memory bank
 §3.3 anomaly detection: patch score = distance to the nearest bank patch (eq. 6), image score = the max patch
 score, optionally reweighted (eq. 7); the patch scores go through the same upsampling + σ blur as FRAD.
 """
+
 from __future__ import annotations
 
 import math
@@ -129,7 +130,9 @@ def nearest_neighbours(queries: torch.Tensor, bank: torch.Tensor, k: int = 1) ->
     return torch.cat(dists), torch.cat(idx)
 
 
-def reweight(patches: torch.Tensor, scores: torch.Tensor, nn_index: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
+def reweight(
+    patches: torch.Tensor, scores: torch.Tensor, nn_index: torch.Tensor, bank: torch.Tensor, k: int
+) -> torch.Tensor:
     """eq. 7 for each image: s = (1 − exp‖m_test,* − m*‖ / Σ_{m ∈ N_k(m*)} exp‖m_test,* − m‖) · s*, with m_test,*
     the image's highest-scoring patch, m* its nearest bank patch and N_k(m*) the k nearest bank patches of m*
     (m* itself included, as in anomalib). ``patches`` (B, P, D), ``scores`` and ``nn_index`` (B, P)."""
@@ -144,17 +147,29 @@ def reweight(patches: torch.Tensor, scores: torch.Tensor, nn_index: torch.Tensor
 
 
 @torch.inference_mode()
-def fit_and_score(train: Mapping[int, torch.Tensor], test: Mapping[int, torch.Tensor], config: PatchcoreConfig, *,
-                  image_size: int, sigma: float, batch_size: int = 32, device: torch.device | str = "cpu",
-                  progress: bool = False) -> BaselineResult:
+def fit_and_score(
+    train: Mapping[int, torch.Tensor],
+    test: Mapping[int, torch.Tensor],
+    config: PatchcoreConfig,
+    *,
+    image_size: int,
+    sigma: float,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> BaselineResult:
     """Memory bank of the train patches, greedy coreset, nearest-neighbour patch scores of ``test``:
     maps (N, S, S) and image scores (max patch score, or eq. 7 when ``config.reweight``)."""
     device = as_device(device)
     layers = config.layers
     t0 = time.perf_counter()
     n_train = check_maps(train, layers, "train")
-    bank = torch.cat([patch_features({l: train[l][s : s + batch_size].to(device) for l in layers}, config)[0]
-                      for s in range(0, n_train, batch_size)])
+    bank = torch.cat(
+        [
+            patch_features({l: train[l][s : s + batch_size].to(device) for l in layers}, config)[0]
+            for s in range(0, n_train, batch_size)
+        ]
+    )
     t1 = time.perf_counter()
     n_bank = len(bank)
     size = math.ceil(config.coreset * len(bank))
@@ -172,6 +187,12 @@ def fit_and_score(train: Mapping[int, torch.Tensor], test: Mapping[int, torch.Te
         img = reweight(feats.view(b, -1, feats.shape[1]), d, nn, bank, config.k) if config.reweight else d.amax(dim=1)
         scores[s : s + b] = img.double().cpu()
         maps[s : s + b] = to_image_maps(d.view(b, *grid), image_size, sigma).cpu()
-    info = {"bank_s": t1 - t0, "coreset_s": t2 - t1, "score_s": time.perf_counter() - t2,
-            "bank_patches": n_bank, "coreset_patches": int(len(bank)), "dims": config.dims}
+    info = {
+        "bank_s": t1 - t0,
+        "coreset_s": t2 - t1,
+        "score_s": time.perf_counter() - t2,
+        "bank_patches": n_bank,
+        "coreset_patches": int(len(bank)),
+        "dims": config.dims,
+    }
     return BaselineResult(maps=maps, image_scores=scores.numpy(), info=info)

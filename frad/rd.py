@@ -12,6 +12,7 @@ and EfficientNet-Lite0 (24/40/112). Block counts and widths follow their ``wide_
 OCE = 3 bottleneck blocks to 2·C_last channels; decoder stages of 3, 4, 6 blocks (coarse to fine); every
 bottleneck's inner width is half its output (the "wide" variant).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,11 +25,11 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .baseline import BaselineResult, as_device, check_maps, check_positive, check_positive_int, check_seed
+from .device import check_device
 from .errors import ConfigError, DataError
+from .features import cosine_distance
 from .layers import check_layers
 from .score import gaussian_blur, to_image_maps
-from .device import check_device
-from .features import cosine_distance
 from .train import Adam, epoch_mean
 
 OCE_BLOCKS = 3  # their BN_layer(Bottleneck, 3)
@@ -56,7 +57,9 @@ class RDConfig:
         check_seed(self.seed, "baselines.rd.seed")
         layers = check_layers(self.layers, "baselines.rd.layers")
         if layers != tuple(range(layers[0], layers[-1] + 1)):
-            raise ConfigError(f"baselines.rd.layers must be consecutive (the decoder mirrors the backbone), got {list(layers)}")
+            raise ConfigError(
+                f"baselines.rd.layers must be consecutive (the decoder mirrors the backbone), got {list(layers)}"
+            )
         object.__setattr__(self, "layers", layers)
         try:
             check_device(self.device)
@@ -77,8 +80,10 @@ class Bottleneck(nn.Module):
         w = max(1, cout // 2)  # wide variant: inner width = output / 2
         mid = nn.ConvTranspose2d(w, w, 2, stride=2, bias=False) if up else nn.Conv2d(w, w, 3, stride, 1, bias=False)
         self.body = nn.Sequential(
-            *_bn_relu(nn.Conv2d(cin, w, 1, bias=False), w), *_bn_relu(mid, w),
-            nn.Conv2d(w, cout, 1, bias=False), nn.BatchNorm2d(cout),
+            *_bn_relu(nn.Conv2d(cin, w, 1, bias=False), w),
+            *_bn_relu(mid, w),
+            nn.Conv2d(w, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
         )
         if up:
             self.shortcut = nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, stride=2, bias=False), nn.BatchNorm2d(cout))
@@ -100,12 +105,19 @@ class OCBE(nn.Module):
         super().__init__()
         last = channels[-1]
         self.fuse = nn.ModuleList(
-            nn.Sequential(*[m for a, b in zip(channels[i:-1], channels[i + 1 :]) for m in _bn_relu(nn.Conv2d(a, b, 3, 2, 1, bias=False), b)])
+            nn.Sequential(
+                *[
+                    m
+                    for a, b in zip(channels[i:-1], channels[i + 1 :])
+                    for m in _bn_relu(nn.Conv2d(a, b, 3, 2, 1, bias=False), b)
+                ]
+            )
             for i in range(len(channels))
         )  # the coarsest layer's entry is empty: used as it is
         embed = 2 * last
-        self.oce = nn.Sequential(Bottleneck(len(channels) * last, embed, stride=2),
-                                 *[Bottleneck(embed, embed) for _ in range(blocks - 1)])
+        self.oce = nn.Sequential(
+            Bottleneck(len(channels) * last, embed, stride=2), *[Bottleneck(embed, embed) for _ in range(blocks - 1)]
+        )
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.oce(torch.cat([f(x) for f, x in zip(self.fuse, feats)], dim=1))
@@ -155,16 +167,23 @@ def _check_grids(maps: Mapping[int, torch.Tensor], layers: Sequence[int]) -> Non
     shapes = [tuple(maps[l].shape[-2:]) for l in layers]
     ok = all(a == (2 * b[0], 2 * b[1]) for a, b in zip(shapes, shapes[1:])) and all(s % 2 == 0 for s in shapes[-1])
     if not ok:
-        raise DataError(f"RD needs layer grids halving from layer to layer with an even coarsest one, got "
-                        f"{dict(zip(layers, shapes))}; use an image size that is a multiple of 32")
+        raise DataError(
+            f"RD needs layer grids halving from layer to layer with an even coarsest one, got "
+            f"{dict(zip(layers, shapes))}; use an image size that is a multiple of 32"
+        )
 
 
 def _teacher(maps: Mapping[int, torch.Tensor], layers: Sequence[int], idx) -> list[torch.Tensor]:
     return [maps[l][idx].float() for l in layers]
 
 
-def train_rd(train: Mapping[int, torch.Tensor], config: RDConfig, *, device: torch.device | str | None = None,
-             progress: bool = False) -> tuple[Student, list[float]]:
+def train_rd(
+    train: Mapping[int, torch.Tensor],
+    config: RDConfig,
+    *,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> tuple[Student, list[float]]:
     """Train the student on the train maps (house conventions of frad.train: seeded init and batch order, the
     maps moved to the device once, one loss sync per epoch, a clear error on divergence). Returns the student
     (eval mode) and the per-epoch mean loss."""
@@ -200,8 +219,15 @@ def train_rd(train: Mapping[int, torch.Tensor], config: RDConfig, *, device: tor
 
 
 @torch.inference_mode()
-def anomaly_maps(model: Student, test: Mapping[int, torch.Tensor], layers: Sequence[int], *, image_size: int,
-                 sigma: float, batch_size: int = 32) -> torch.Tensor:
+def anomaly_maps(
+    model: Student,
+    test: Mapping[int, torch.Tensor],
+    layers: Sequence[int],
+    *,
+    image_size: int,
+    sigma: float,
+    batch_size: int = 32,
+) -> torch.Tensor:
     """eq. 4: Σ_k upsampled (1 − cos(f_E^k, f_D^k)), then the σ Gaussian: (N, S, S) float32 on the CPU."""
     device = next(model.parameters()).device
     n = check_maps(test, layers, "test")
@@ -214,16 +240,30 @@ def anomaly_maps(model: Student, test: Mapping[int, torch.Tensor], layers: Seque
     return out
 
 
-def fit_and_score(train: Mapping[int, torch.Tensor], test: Mapping[int, torch.Tensor], config: RDConfig, *,
-                  image_size: int, sigma: float, batch_size: int = 32, device: torch.device | str | None = None,
-                  progress: bool = False) -> BaselineResult:
+def fit_and_score(
+    train: Mapping[int, torch.Tensor],
+    test: Mapping[int, torch.Tensor],
+    config: RDConfig,
+    *,
+    image_size: int,
+    sigma: float,
+    batch_size: int = 32,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> BaselineResult:
     """Train the student on ``train`` (``device`` None: ``config.device``), score ``test``: maps (N, S, S) and
     image scores (max of the map); ``info`` holds the per-epoch loss ``history``."""
     t0 = time.perf_counter()
     model, history = train_rd(train, config, device=device, progress=progress)
     t1 = time.perf_counter()
     maps = anomaly_maps(model, test, config.layers, image_size=image_size, sigma=sigma, batch_size=batch_size)
-    info = {"fit_s": t1 - t0, "s_per_epoch": (t1 - t0) / config.epochs, "score_s": time.perf_counter() - t1,
-            "epochs": config.epochs, "final_loss": history[-1], "history": history,
-            "parameters": sum(p.numel() for p in model.parameters())}
+    info = {
+        "fit_s": t1 - t0,
+        "s_per_epoch": (t1 - t0) / config.epochs,
+        "score_s": time.perf_counter() - t1,
+        "epochs": config.epochs,
+        "final_loss": history[-1],
+        "history": history,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     return BaselineResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info)

@@ -1,4 +1,5 @@
 """§1.2 Feature recombination: cut z into a K×K grid, permute the cells at random, reassemble z'."""
+
 from __future__ import annotations
 
 import torch

@@ -1,8 +1,8 @@
 """§1.5 Inference: per-position cosine distance, bilinear upsampling to the image size, Gaussian σ = 4,
 image score = max of the map. Everything runs batched on the model's device."""
+
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np

@@ -3,6 +3,7 @@
 Defaults are §2.3: Adam lr 1e-3, betas (0.5, 0.999), batch 16, 100 epochs, λ = 0.1, K = 4.
 The training set is the normal images only; nothing here ever sees the test set (no model selection).
 """
+
 from __future__ import annotations
 
 import math
@@ -74,10 +75,28 @@ class Adam:
         if not live:
             return
         pick = lambda seq: [seq[i] for i in live]  # noqa: E731
-        adam(pick(self.params), [self.params[i].grad for i in live], pick(self.exp_avgs), pick(self.exp_avg_sqs), [],
-             pick(self.steps), foreach=True, capturable=False, differentiable=False, fused=False, grad_scale=None,
-             found_inf=None, has_complex=False, amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
-             weight_decay=0.0, eps=self.eps, maximize=False)
+        adam(
+            pick(self.params),
+            [self.params[i].grad for i in live],
+            pick(self.exp_avgs),
+            pick(self.exp_avg_sqs),
+            [],
+            pick(self.steps),
+            foreach=True,
+            capturable=False,
+            differentiable=False,
+            fused=False,
+            grad_scale=None,
+            found_inf=None,
+            has_complex=False,
+            amsgrad=False,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            lr=self.lr,
+            weight_decay=0.0,
+            eps=self.eps,
+            maximize=False,
+        )
 
 
 def epoch_mean(sums: torch.Tensor, batch_size: int, n: int, epoch: int, lr_key: str = "train.lr") -> torch.Tensor:
@@ -183,7 +202,9 @@ def train_model(
     return TrainResult(model=model, history=history)
 
 
-def save_model(path, result: TrainResult, *, layers, channels: int, train_config: TrainConfig, meta: dict | None = None) -> None:
+def save_model(
+    path, result: TrainResult, *, layers, channels: int, train_config: TrainConfig, meta: dict | None = None
+) -> None:
     """Atomically save weights + everything needed to score with them (layers, C, architecture)."""
     from .io import atomic_path
 

@@ -1,6 +1,7 @@
 """What the baseline stages (`python -m pipeline.padim|patchcore|rd <category> <seed>`) share: fit on the cached
 features of the normal train images, score the test set through the same §1.5 upsampling and blur, and
 evaluate exactly as the FRAD score stage does (:func:`pipeline.score.evaluate`)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,13 @@ def run(params: Params, category: str, method: str, seed: int, fit_and_score: Ca
     cache = FeatureCache(FEATURES / category)
     log.info("%s on %s, seed %d: %s", method, category, seed, config)
     result = fit_and_score(
-        cache.layers("train", config.layers), cache.layers("test", config.layers), config, image_size=cache.image_size,
-        sigma=params.score.sigma, batch_size=params.score.batch_size, device=resolve_device(params.train.device),
+        cache.layers("train", config.layers),
+        cache.layers("test", config.layers),
+        config,
+        image_size=cache.image_size,
+        sigma=params.score.sigma,
+        batch_size=params.score.batch_size,
+        device=resolve_device(params.train.device),
     )
     info = {"config": _jsonable(dataclasses.asdict(config)), **_jsonable(result.info)}
     return evaluate(params, category, method, seed, result.maps.numpy(), result.image_scores, cache, info)

@@ -1,4 +1,5 @@
 """Shared bits of the stage scripts: the error wrapper and the output paths."""
+
 from __future__ import annotations
 
 import functools
@@ -12,7 +13,6 @@ from typing import Callable
 
 from frad.errors import FradError
 from frad.runtime import tune_malloc
-
 
 RAW = Path("data/raw")
 DATASETS = Path("data/datasets")

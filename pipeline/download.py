@@ -3,6 +3,7 @@
 data.source = mvtec: download the official archive (resumable, checksum-verified) and extract it safely;
 archive: verify and extract a local copy; folder, synthetic: nothing to fetch (recorded in SOURCE.json).
 """
+
 from __future__ import annotations
 
 import shutil

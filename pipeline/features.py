@@ -1,5 +1,6 @@
 """Stage `features` (one per category): run the frozen backbone once over train and test images and
 store the per-layer maps of features.cache_layers (fp16), reused by every variant (§1.1)."""
+
 from __future__ import annotations
 
 from frad.backbone import load_backbone
@@ -19,8 +20,13 @@ def run(params: Params, category: str) -> None:
         b.name, b.weights, layers=f.cache_layers, channels_last=b.channels_last, precision=b.precision
     )
     build_feature_cache(
-        index, backbone, FEATURES / category, image_size=params.data.image_size, weights=b.weights,
-        device=device, batch_size=f.batch_size,
+        index,
+        backbone,
+        FEATURES / category,
+        image_size=params.data.image_size,
+        weights=b.weights,
+        device=device,
+        batch_size=f.batch_size,
     )
 
 

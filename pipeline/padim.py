@@ -1,4 +1,5 @@
 """Stage `baseline@<category>-padim-<seed>`: PaDiM (Defard et al., 2021) in the same harness as FRAD."""
+
 from __future__ import annotations
 
 from frad.padim import PadimConfig, fit_and_score
@@ -6,6 +7,7 @@ from frad.padim import PadimConfig, fit_and_score
 from . import baseline
 from .common import stage_main
 from .params import Params
+
 
 def run(params: Params, category: str, seed: int) -> dict:
     p = params.baselines.padim

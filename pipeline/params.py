@@ -1,19 +1,20 @@
 """Load and validate params.yaml before any heavy work: unknown keys, wrong types, bad ranges and
 inconsistent combinations are rejected with one line naming the key."""
+
 from __future__ import annotations
 
 import difflib
 import math
 import re
-from pathlib import Path
 from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence, get_type_hints
 
 import yaml
 
-from frad.mvtec import MVTEC_TEXTURES
 from frad.errors import ConfigError
 from frad.layers import check_layers
+from frad.mvtec import MVTEC_TEXTURES
 
 PARAMS_FILE = "params.yaml"
 SOURCES = ("mvtec", "archive", "folder", "synthetic")
@@ -22,7 +23,11 @@ BACKBONE_NAMES = ("tf_efficientnet_lite0", "wide_resnet50_2")  # = frad.backbone
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LAYER_VARIANT = re.compile(r"^L([123]+)$")
 BASELINES = ("padim", "patchcore", "rd")  # same-harness comparison methods (frad/<name>.py, pipeline/<name>.py)
-MODULE_VARIANTS: dict[str, tuple[bool, bool]] = {"baseline": (False, False), "gfe": (True, False), "shuffle": (False, True)}
+MODULE_VARIANTS: dict[str, tuple[bool, bool]] = {
+    "baseline": (False, False),
+    "gfe": (True, False),
+    "shuffle": (False, True),
+}
 """Table 3 rows besides ``full``: variant -> (GFE, shuffle loss)."""
 
 
@@ -215,7 +220,12 @@ SCHEMA: dict[str, Any] = {
         "seeds": _seeds,
         "device": _device,
     },
-    "score": {"sigma": _float(0.0), "pro_limit": _float(0.0, 1.0, lo_open=True), "batch_size": _int(1), "n_figures": _int(0)},
+    "score": {
+        "sigma": _float(0.0),
+        "pro_limit": _float(0.0, 1.0, lo_open=True),
+        "batch_size": _int(1),
+        "n_figures": _int(0),
+    },
     "ablation": {"layers": _layer_variants},
     "baselines": {
         "methods": _methods,
@@ -263,7 +273,9 @@ def layers_of(variant_name: str) -> tuple[int, ...]:
     """``"L123"`` -> ``(1, 2, 3)``: the layer set of a Table 4 variant (validated, sorted)."""
     m = LAYER_VARIANT.match(variant_name)
     if not m:
-        raise ConfigError(f"{variant_name!r} is not a layer variant (L followed by layer digits drawn from 1, 2, 3, e.g. L13)")
+        raise ConfigError(
+            f"{variant_name!r} is not a layer variant (L followed by layer digits drawn from 1, 2, 3, e.g. L13)"
+        )
     return check_layers([int(c) for c in m.group(1)], f"ablation.layers ({variant_name})")
 
 
@@ -474,7 +486,9 @@ def _cross_checks(p: Params) -> None:
     for key, layers in sets.items():
         missing = sorted(set(layers) - cache)
         if missing:
-            raise ConfigError(f"{key} uses layer {missing[0]}, which features.cache_layers {sorted(cache)} does not store; add it there")
+            raise ConfigError(
+                f"{key} uses layer {missing[0]}, which features.cache_layers {sorted(cache)} does not store; add it there"
+            )
         side = feature_map_side(d.image_size, layers)
         need_model = 4 * p.model.grid
         if side % need_model:
@@ -488,10 +502,12 @@ def _cross_checks(p: Params) -> None:
             raise ConfigError(
                 f"ssl.grid={p.ssl.grid} does not divide the {side}x{side} feature map of {key}; choose a divisor of {side}"
             )
-    k2 = p.model.grid ** 2
+    k2 = p.model.grid**2
     bad = [w for w in p.model.widths if w % k2]
     if bad:
-        raise ConfigError(f"model.widths {list(p.model.widths)} must be multiples of K*K={k2} (model.grid={p.model.grid}, eq. 6)")
+        raise ConfigError(
+            f"model.widths {list(p.model.widths)} must be multiples of K*K={k2} (model.grid={p.model.grid}, eq. 6)"
+        )
     needed = {"padim": (1, 2, 3), "patchcore": (2, 3), "rd": (1, 2, 3)}
     for method in p.baselines.methods:
         missing = sorted(set(needed[method]) - cache)
@@ -517,5 +533,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{at}: {getattr(err, 'problem', None) or err}; fix the file") from None
+        raise ConfigError(
+            f"{path} is not valid YAML{at}: {getattr(err, 'problem', None) or err}; fix the file"
+        ) from None
     return validate_params(raw)

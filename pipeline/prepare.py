@@ -4,6 +4,7 @@ synthetic: generate it there; folder: link it to <data.root>/<category>; mvtec, 
 extracted archive in data/raw. DVC hashes through the link, so a change in the linked data reruns what
 depends on it, and nothing is copied.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,15 +39,22 @@ def run(params: Params, category: str) -> Path:
     if source == "synthetic":
         s = d.synthetic
         generate_category(
-            DATASETS, category, s.seed, n_train=s.n_train, n_test_good=s.n_test_good,
-            n_test_defect_per_type=s.n_test_defect, size=s.size,
+            DATASETS,
+            category,
+            s.seed,
+            n_train=s.n_train,
+            n_test_good=s.n_test_good,
+            n_test_defect_per_type=s.n_test_defect,
+            size=s.size,
         )
         check_files(index_category(DATASETS, category))
     else:
         if source == "folder":
             root = Path(d.root).expanduser().resolve()
             if not root.is_dir():
-                raise DataError(f"data.root={d.root} is not a folder; point it at an MVTec-AD-layout root (data.source: folder)")
+                raise DataError(
+                    f"data.root={d.root} is not a folder; point it at an MVTec-AD-layout root (data.source: folder)"
+                )
             real = root / category
             link_target = real
         else:

@@ -1,5 +1,6 @@
 """Stage `baseline@<category>-rd-<seed>`: reverse distillation (Deng & Li, 2022) in the same harness as FRAD:
 the cached backbone maps are the teacher, the OCBE + de-ResNet student is trained per seed."""
+
 from __future__ import annotations
 
 from frad.rd import RDConfig, fit_and_score
@@ -11,7 +12,9 @@ from .params import Params
 
 def run(params: Params, category: str, seed: int) -> dict:
     p = params.baselines.rd
-    config = RDConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, betas=p.betas, seed=seed, device=params.train.device)
+    config = RDConfig(
+        epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, betas=p.betas, seed=seed, device=params.train.device
+    )
     return baseline.run(params, category, "rd", seed, fit_and_score, config)
 
 

@@ -16,6 +16,7 @@ then ``baselines.methods``) and every seed of ``train.seeds``; writes, each atom
 * ``reports/plots/<curve>/<category>.json`` — ROC (image, pixel) and PRO curves of every method (first seed),
   one DVC plot per category and curve (see ``plots:`` in dvc.yaml).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,10 @@ METRICS: tuple[str, ...] = paper.METRICS
 METRIC_LABELS: Mapping[str, str] = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "pro": "PRO"}
 METHOD_LABELS: Mapping[str, str] = {"full": "FRAD", "padim": "PaDiM", "patchcore": "PatchCore", "rd": "RD"}
 TABLE3_ROWS: tuple[tuple[str, str], ...] = (
-    ("baseline", "baseline"), ("gfe", "GFE only"), ("shuffle", "shuffle only"), ("full", "full"),
+    ("baseline", "baseline"),
+    ("gfe", "GFE only"),
+    ("shuffle", "shuffle only"),
+    ("full", "full"),
 )
 MAX_FIGURE_ROWS = 8
 
@@ -102,7 +106,9 @@ def load_score(path: Path, category: str, method: str, seed: int, layers: tuple[
         ok = isinstance(recorded, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in recorded)
         if not ok or tuple(sorted(recorded)) != layers:
             raise _stale(path, f"it was computed on layers {recorded!r}, expected {list(layers)}")
-    modules = (data["gfe"], data["ssl"]) if isinstance(data.get("gfe"), bool) and isinstance(data.get("ssl"), bool) else None
+    modules = (
+        (data["gfe"], data["ssl"]) if isinstance(data.get("gfe"), bool) and isinstance(data.get("ssl"), bool) else None
+    )
     if modules is not None and method in MODULE_VARIANTS and modules != MODULE_VARIANTS[method]:
         raise _stale(path, f"it records gfe={modules[0]}, ssl={modules[1]}, which is not variant {method!r}")
     undefined = data.get("undefined") if isinstance(data.get("undefined"), dict) else {}
@@ -130,7 +136,11 @@ def load_scores(scores_dir: Path, p: Params) -> dict[str, dict[str, list[Score]]
     """Every score file the params require. Missing files are all found first; the error names the first."""
     path = lambda c, m, s: scores_dir / c / m / f"seed{s}.json"  # noqa: E731  (= pipeline.common.score_path)
     missing = [
-        path(c, m, s) for m in p.methods for c in p.data.categories for s in p.train.seeds if not path(c, m, s).is_file()
+        path(c, m, s)
+        for m in p.methods
+        for c in p.data.categories
+        for s in p.train.seeds
+        if not path(c, m, s).is_file()
     ]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -176,7 +186,7 @@ def pct(fraction: float) -> str:
 
 
 def shown(s: Stat) -> str:
-    """"97.8" or "97.8±0.3" (std over seeds); the caller handles undefined values."""
+    """ "97.8" or "97.8±0.3" (std over seeds); the caller handles undefined values."""
     assert s.mean is not None
     return pct(s.mean) + (f"±{100.0 * s.std:.1f}" if s.std is not None else "")
 
@@ -246,7 +256,9 @@ def _compare(ours: str, paper_value: float | None, paper_mark: str = "") -> tupl
     """(paper, Δ) cells next to ``ours``."""
     if paper_value is None:
         return DASH, DASH
-    return f"{paper_value:.1f}{paper_mark}", (DASH if ours.startswith(NA) else delta(ours.split("±")[0].split(" ")[0], paper_value))
+    return f"{paper_value:.1f}{paper_mark}", (
+        DASH if ours.startswith(NA) else delta(ours.split("±")[0].split(" ")[0], paper_value)
+    )
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], n_checks: int = 0) -> str:
@@ -269,10 +281,15 @@ def _comparability(p: Params) -> str | None:
 # ------------------------------------------------------------------------------------------------
 def _groups(p: Params) -> list[tuple[str, str, tuple[str, ...]]]:
     """(paper group, label, categories) rows of Tables 1-2: each category, then its group's average."""
-    return [("texture", "Texture average", p.data.texture_categories), ("object", "Object average", p.data.object_categories)]
+    return [
+        ("texture", "Texture average", p.data.texture_categories),
+        ("object", "Object average", p.data.object_categories),
+    ]
 
 
-def _method_cells(scores: Scores, method: str, group: str, cats: Sequence[str], metrics: Sequence[str], notes: Notes) -> list[str]:
+def _method_cells(
+    scores: Scores, method: str, group: str, cats: Sequence[str], metrics: Sequence[str], notes: Notes
+) -> list[str]:
     """[ours, paper, Δ] (or [ours] for a method not in the paper); several metrics share a cell as "a / b"."""
     ours, papers, deltas = [], [], []
     for m in metrics:
@@ -311,7 +328,9 @@ def category_table(scores: Scores, p: Params, metrics: Sequence[str]) -> str:
         if cats:
             rows.append([label] + [x for m in methods for x in _method_cells(scores, m, group, cats, metrics, notes)])
     total = list(p.data.categories)
-    rows.append(["Total average"] + [x for m in methods for x in _method_cells(scores, m, "total", total, metrics, notes)])
+    rows.append(
+        ["Total average"] + [x for m in methods for x in _method_cells(scores, m, "total", total, metrics, notes)]
+    )
     what = "image / pixel" if len(metrics) == 2 else METRIC_LABELS[metrics[0]]
     return "\n".join([_table(_headers(methods, what), rows), *notes.render()])
 
@@ -327,17 +346,27 @@ def best_line(scores: Scores, p: Params, metric: str) -> str:
         ranked = [(v, m) for v, m in ranked if v is not None]
         if ranked:
             v, m = max(ranked, key=lambda vm: vm[0])
-            parts.append(f"{label.replace(' average', '').lower()}s: {METHOD_LABELS[m]} ({pct(v)})".replace("totals", "all"))
-    return f"Best {METRIC_LABELS[metric].lower().replace('auroc', 'AUROC')} here (mean over seeds): " + "; ".join(parts) + "."
+            parts.append(
+                f"{label.replace(' average', '').lower()}s: {METHOD_LABELS[m]} ({pct(v)})".replace("totals", "all")
+            )
+    return (
+        f"Best {METRIC_LABELS[metric].lower().replace('auroc', 'AUROC')} here (mean over seeds): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # Tables 3-4: FRAD variants, averaged over the categories
 # ------------------------------------------------------------------------------------------------
-def _recorded_modules(by_category: Mapping[str, Sequence[Score]], variant: str, nominal: tuple[bool, bool]) -> tuple[bool, bool]:
+def _recorded_modules(
+    by_category: Mapping[str, Sequence[Score]], variant: str, nominal: tuple[bool, bool]
+) -> tuple[bool, bool]:
     found = {s.modules for seeds in by_category.values() for s in seeds if s.modules is not None}
     if len(found) > 1:
-        raise DataError(f"the {variant} score files disagree on gfe/ssl ({sorted(found)}): some are stale; rerun `dvc repro`")
+        raise DataError(
+            f"the {variant} score files disagree on gfe/ssl ({sorted(found)}): some are stale; rerun `dvc repro`"
+        )
     return found.pop() if found else nominal
 
 
@@ -354,9 +383,13 @@ def _ablation_rows(
             s = stat(scores[variant], cats, m)
             ours = _ours(s, m, len(cats), notes)
             if variant != "full" and within_noise(s, full[m]):
-                ours = NOISE + ours + notes.mark(
-                    f"{NOISE}: differs from the full row by less than their combined seed standard deviation "
-                    "(within seed noise)."
+                ours = (
+                    NOISE
+                    + ours
+                    + notes.mark(
+                        f"{NOISE}: differs from the full row by less than their combined seed standard deviation "
+                        "(within seed noise)."
+                    )
                 )
             cells += [ours, *_compare(ours.lstrip(NOISE), None if ref is None else ref[m])]
         rows.append(label_cells + cells)
@@ -403,7 +436,9 @@ def layer_table(scores: Scores, p: Params) -> str:
                 "model: no paper value."
             )
         entries.append((variant, [label] + [CHECK if c in layers else "" for c in columns], ref))
-    text = _table(["Model", *map(str, columns), *_metric_headers()], _ablation_rows(scores, p, entries, notes), len(columns))
+    text = _table(
+        ["Model", *map(str, columns), *_metric_headers()], _ablation_rows(scores, p, entries, notes), len(columns)
+    )
     note = _comparability(p)
     return "\n".join([text, *notes.render(), *(["", note] if note else [])])
 
@@ -421,12 +456,20 @@ def render_tables(scores: Scores, p: Params) -> str:
         f"{len(d.categories)} categories — textures: {', '.join(d.texture_categories) or 'none'}; "
         f"objects: {', '.join(d.object_categories) or 'none'}. Main model: layers L = {{{', '.join(map(str, p.features.layers))}}}. "
         f"Seeds: {', '.join(map(str, seeds))}"
-        + (" (values are mean ± sample standard deviation over seeds)." if len(seeds) > 1 else " (one seed: no spread)."),
+        + (
+            " (values are mean ± sample standard deviation over seeds)."
+            if len(seeds) > 1
+            else " (one seed: no spread)."
+        ),
         "",
         f"All values in %. *paper* = the FRAD paper's published column; Δ = ours − paper, computed from the values as "
         f"shown; {DASH} = no paper value; {NA} = metric undefined (see the notes under the table). "
-        + (f"{baselines} run in this pipeline's harness (same cached features, resize, §1.5 upsampling and blur, exact "
-           f"metrics); PatchCore has no column in the paper." if baselines else "No baseline selected (baselines.methods)."),
+        + (
+            f"{baselines} run in this pipeline's harness (same cached features, resize, §1.5 upsampling and blur, exact "
+            f"metrics); PatchCore has no column in the paper."
+            if baselines
+            else "No baseline selected (baselines.methods)."
+        ),
         "",
         "## Table 1 — image / pixel AUROC per category",
         "",
@@ -455,17 +498,38 @@ def benchmark_section(path: Path | None) -> str:
     lines = ["## Speed", ""]
     if path is None or not path.is_file():
         where = f" ({path} does not exist)" if path is not None else ""
-        return "\n".join([*lines, f"No benchmark run recorded{where}: run `python -m bench` (it writes "
-                                   f"{BENCHMARK_FILE}), then `dvc repro report`.", ""])
+        return "\n".join(
+            [
+                *lines,
+                f"No benchmark run recorded{where}: run `python -m bench` (it writes "
+                f"{BENCHMARK_FILE}), then `dvc repro report`.",
+                "",
+            ]
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: cannot read the benchmark table ({err}); rerun `python -m bench` to rewrite it") from err
+        raise DataError(
+            f"{path}: cannot read the benchmark table ({err}); rerun `python -m bench` to rewrite it"
+        ) from err
     table = [line for line in text.splitlines() if line.startswith("|")]
-    header, rows = table[:2], [r for r in table[2:] if any(k in r for k in ("fast path", "training", "scoring", "AU-PRO +"))]
+    header, rows = (
+        table[:2],
+        [r for r in table[2:] if any(k in r for k in ("fast path", "training", "scoring", "AU-PRO +"))],
+    )
     context = next((line for line in text.splitlines() if line.strip() and not line.startswith(("#", "|"))), "")
-    return "\n".join([*lines, f"Headline rows of [`{path.name}`]({path.name}) (the full benchmark; {context.strip().lstrip('- ')})", "",
-                      *header, *rows]).rstrip() + "\n"
+    return (
+        "\n".join(
+            [
+                *lines,
+                f"Headline rows of [`{path.name}`]({path.name}) (the full benchmark; {context.strip().lstrip('- ')})",
+                "",
+                *header,
+                *rows,
+            ]
+        ).rstrip()
+        + "\n"
+    )
 
 
 def summary_metrics(scores: Scores, p: Params) -> dict[str, Any]:
@@ -501,7 +565,11 @@ def load_maps(path: Path) -> Maps:
         raise DataError(f"{path} is not a readable maps file ({err}); rerun `dvc repro`") from None
     k = len(names)
     if (
-        names.ndim != 1 or images.ndim != 4 or images.shape[-1] != 3 or maps.ndim != 3 or masks.ndim != 3
+        names.ndim != 1
+        or images.ndim != 4
+        or images.shape[-1] != 3
+        or maps.ndim != 3
+        or masks.ndim != 3
         or not len(images) == len(maps) == len(masks) == k
     ):
         raise DataError(
@@ -528,7 +596,9 @@ def save_figure(category: str, data: Maps, path: Path) -> None:
         extent = (-0.5, w - 0.5, h - 0.5, -0.5)  # maps and masks drawn over the image, whatever their size
         axes[i][0].imshow(image)
         axes[i][1].imshow(image)
-        axes[i][1].imshow(data.maps[i], cmap="jet", alpha=0.5, vmin=lo, vmax=hi, extent=extent, interpolation="bilinear")
+        axes[i][1].imshow(
+            data.maps[i], cmap="jet", alpha=0.5, vmin=lo, vmax=hi, extent=extent, interpolation="bilinear"
+        )
         axes[i][2].imshow(data.masks[i], cmap="gray", vmin=0, vmax=1, extent=extent, interpolation="nearest")
         axes[i][0].set_title(data.names[i], fontsize=7)
         for ax in axes[i]:
@@ -586,8 +656,13 @@ def write_plots(curves: Mapping[str, Mapping[str, Any]], p: Params, plots_dir: P
 # ------------------------------------------------------------------------------------------------
 # Entry points
 # ------------------------------------------------------------------------------------------------
-def build_report(scores_dir: str | Path, params: Params, out_dir: str | Path, benchmark: str | Path | None = None,
-                 curves_dir: str | Path | None = None) -> dict[str, Any]:
+def build_report(
+    scores_dir: str | Path,
+    params: Params,
+    out_dir: str | Path,
+    benchmark: str | Path | None = None,
+    curves_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Write tables.md, metrics.json, figures/ and plots/ under ``out_dir``; return the metrics dict.
     ``benchmark``: a ``python -m bench`` Markdown file summarised as the Speed section; ``curves_dir``: the score
     stages' curves (no plots without it). Every input is read and checked before anything is written."""
@@ -611,8 +686,12 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     parser.add_argument("--scores", type=Path, default=SCORES_DIR)
     parser.add_argument("--curves", type=Path, default=CURVES_DIR)
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
-    parser.add_argument("--benchmark", type=Path, default=BENCHMARK_FILE,
-                        help="latest `python -m bench` table to summarise (default: %(default)s)")
+    parser.add_argument(
+        "--benchmark",
+        type=Path,
+        default=BENCHMARK_FILE,
+        help="latest `python -m bench` table to summarise (default: %(default)s)",
+    )
     args = parser.parse_args(list(argv))
     metrics = build_report(args.scores, load_params(args.params), args.out, args.benchmark, args.curves)
     shown_metrics = ", ".join(f"{m} {'n/a' if metrics[m] is None else pct(metrics[m])}" for m in METRICS)

@@ -2,6 +2,7 @@
 scores, then :func:`evaluate` — shared with the baseline stages, so every method is measured the same way:
 image AUROC, pixel AUROC, AU-PRO (``frad.metrics``) into data/scores/<category>/<method>/seed<seed>.json,
 ROC/PRO curves into data/curves/…, and a few maps for the report's figures."""
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,8 @@ from frad import metrics
 from frad.cache import FeatureCache
 from frad.curves import compute_curves
 from frad.data import index_category, read_image
-from frad.io import atomic_path, write_json
 from frad.device import resolve_device
+from frad.io import atomic_path, write_json
 from frad.score import anomaly_maps, image_scores
 from frad.train import load_model
 
@@ -34,15 +35,26 @@ def figure_indices(labels: np.ndarray, n: int) -> list[int]:
 
 
 def evaluate(
-    params: Params, category: str, method: str, seed: int, maps: np.ndarray, scores: np.ndarray, cache: FeatureCache,
+    params: Params,
+    category: str,
+    method: str,
+    seed: int,
+    maps: np.ndarray,
+    scores: np.ndarray,
+    cache: FeatureCache,
     info: dict[str, Any],
 ) -> dict:
     """Metrics, curves and figure maps of one method's (N, S, S) test maps and (N,) image scores; every file atomic."""
     sc = params.score
     labels, masks = cache.test_labels(), cache.test_masks()
     result: dict = {
-        "category": category, "method": method, "seed": seed, **info,
-        "n_test": int(len(labels)), "n_defect": int(labels.sum()), "undefined": {},
+        "category": category,
+        "method": method,
+        "seed": seed,
+        **info,
+        "n_test": int(len(labels)),
+        "n_defect": int(labels.sum()),
+        "undefined": {},
     }
     for name, value, reason in (
         ("image_auroc", *metrics.try_metric(metrics.image_auroc, scores, labels)),
@@ -53,18 +65,32 @@ def evaluate(
         if reason is not None:
             result["undefined"][name] = reason
     result.update(names=cache.test_names, labels=labels.tolist(), image_scores=[float(s) for s in scores])
-    log.info("%s/%s seed %d: image AUROC %s, pixel AUROC %s, PRO %s", category, method, seed,
-             result["image_auroc"], result["pixel_auroc"], result["pro"])
+    log.info(
+        "%s/%s seed %d: image AUROC %s, pixel AUROC %s, PRO %s",
+        category,
+        method,
+        seed,
+        result["image_auroc"],
+        result["pixel_auroc"],
+        result["pro"],
+    )
 
     keep = figure_indices(labels, sc.n_figures)
     index = index_category(DATASETS, category)
     size = cache.image_size
-    images = np.stack([_thumbnail(index.test[i].path, size) for i in keep]) if keep else np.zeros((0, size, size, 3), np.uint8)
+    images = (
+        np.stack([_thumbnail(index.test[i].path, size) for i in keep])
+        if keep
+        else np.zeros((0, size, size, 3), np.uint8)
+    )
     with atomic_path(maps_path(category, method, seed)) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(
-                fh, names=np.array([cache.test_names[i] for i in keep]), images=images,
-                maps=maps[keep].astype(np.float16), masks=masks[keep],
+                fh,
+                names=np.array([cache.test_names[i] for i in keep]),
+                images=images,
+                maps=maps[keep].astype(np.float16),
+                masks=masks[keep],
             )
     write_json(curves_path(category, method, seed), compute_curves(maps, masks, scores, labels, sc.pro_limit))
     write_json(score_path(category, method, seed), result)
@@ -76,7 +102,11 @@ def run(params: Params, category: str, variant: str, seed: int) -> dict:
     model, payload = load_model(model_path(category, variant, seed), device)
     cache = FeatureCache(FEATURES / category)
     maps = anomaly_maps(
-        model, cache.layers("test", payload["layers"]), payload["channels"], cache.image_size, params.score.sigma,
+        model,
+        cache.layers("test", payload["layers"]),
+        payload["channels"],
+        cache.image_size,
+        params.score.sigma,
         params.score.batch_size,
     ).numpy()
     info = {"layers": payload["layers"], "gfe": payload["model_config"]["gfe"], "ssl": payload["train_config"]["ssl"]}

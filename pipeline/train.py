@@ -1,5 +1,6 @@
 """Stage `train` (one per category × variant × seed): fit the reconstruction network on the cached features
 of the normal training images (§1.4) and save it to data/models/<category>/<variant>/seed<seed>.pt."""
+
 from __future__ import annotations
 
 import json
@@ -20,11 +21,19 @@ def configs(params: Params, variant_name: str, seed: int) -> tuple[Variant, Mode
     (the DVC stage lists exactly those), so e.g. λ never enters a model trained without the shuffle loss."""
     v = params.variant(variant_name)
     m, s, t = params.model, params.ssl, params.train
-    model_config = ModelConfig(in_channels=params.features.channels, widths=m.widths, gfe=v.gfe, gfe_grid=m.grid if v.gfe else 1)
+    model_config = ModelConfig(
+        in_channels=params.features.channels, widths=m.widths, gfe=v.gfe, gfe_grid=m.grid if v.gfe else 1
+    )
     train_config = TrainConfig(
-        epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, betas=t.betas,
-        ssl=v.ssl, ssl_lambda=s.lambda_ if v.ssl else 0.0, ssl_grid=s.grid if v.ssl else 1,
-        seed=seed, device=t.device,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        betas=t.betas,
+        ssl=v.ssl,
+        ssl_lambda=s.lambda_ if v.ssl else 0.0,
+        ssl_grid=s.grid if v.ssl else 1,
+        seed=seed,
+        device=t.device,
     )
     return v, model_config, train_config
 
@@ -32,13 +41,25 @@ def configs(params: Params, variant_name: str, seed: int) -> tuple[Variant, Mode
 def run(params: Params, category: str, variant_name: str, seed: int) -> None:
     v, model_config, train_config = configs(params, variant_name, seed)
     maps = FeatureCache(FEATURES / category).layers("train", v.layers)
-    log.info("train %s/%s seed %d: layers %s, GFE %s, shuffle %s, %d images", category, v.name, seed, list(v.layers),
-             v.gfe, v.ssl, len(next(iter(maps.values()))))
+    log.info(
+        "train %s/%s seed %d: layers %s, GFE %s, shuffle %s, %d images",
+        category,
+        v.name,
+        seed,
+        list(v.layers),
+        v.gfe,
+        v.ssl,
+        len(next(iter(maps.values()))),
+    )
     result = train_model(maps, params.features.channels, model_config, train_config)
     log.info("final epoch: %s", json.dumps(result.history[-1]))
     save_model(
-        model_path(category, v.name, seed), result, layers=v.layers, channels=params.features.channels,
-        train_config=train_config, meta={"category": category, "variant": v.name, "seed": seed},
+        model_path(category, v.name, seed),
+        result,
+        layers=v.layers,
+        channels=params.features.channels,
+        train_config=train_config,
+        meta={"category": category, "variant": v.name, "seed": seed},
     )
 
 

@@ -8,6 +8,7 @@ Default: one synthetic category of MVTec-bottle size (209 train, 20 good + 3×21
 images) at 256², WRN50-2 with random weights (no ImageNet file needed), the paper's model and
 100 epochs. Values of --set are YAML (``--set backbone.precision=bf16``). Prints one Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,13 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     make_workspace(dest, overrides, git=False)
     category = overrides["data.categories"][0]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
-    stages = [("prepare", [category]), ("features", [category]), ("train", [category, args.variant, "0"]),
-              ("score", [category, args.variant, "0"])]
+    stages = [
+        ("prepare", [category]),
+        ("features", [category]),
+        ("train", [category, args.variant, "0"]),
+        ("score", [category, args.variant, "0"]),
+    ]
     rows = []
     for stage, stage_args in stages:
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", f"pipeline.{stage}", *stage_args], cwd=dest, env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", f"pipeline.{stage}", *stage_args], cwd=dest, env=env, capture_output=True, text=True
+        )
         wall = time.perf_counter() - t0
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
         rows.append((f"{stage} {' '.join(stage_args)}", f"{wall:.1f}", proc.returncode, tail[0][:120]))

@@ -1,4 +1,5 @@
 """Shared test setup: no network for timm/HF, fixed threads, paths to the real data in ../shared."""
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ Fault knobs (set attributes between or before requests; counts: 1 = once, -1 = a
 
 Every request is recorded in ``requests`` (``range``, ``if_range``, ``status``).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -101,7 +102,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body: bytes = plan["content"]
         if files.corrupt:
             middle = len(body) // 2
-            body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1:]
+            body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
         start = self._range_start(files, plan["etag"])
         if start is not None and start >= len(body):
             record["status"] = 416
@@ -111,7 +112,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         status = 200 if start is None else 206
-        data = body[start or 0:]
+        data = body[start or 0 :]
         record["status"] = status
         self.send_response(status)
         self.send_header("Content-Type", "application/x-xz")
@@ -142,7 +143,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if_range = self.headers.get("If-Range")
         if if_range is not None and if_range not in (etag, files.last_modified):
             return None  # validator changed: RFC 9110 says send the whole (new) file with 200
-        return int(value[len("bytes="):-1])
+        return int(value[len("bytes=") : -1])
 
     def _reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0) instead of a clean close."""

@@ -1,5 +1,6 @@
 """frad.backbone: real pretrained weights, layer cut-off, frozen eval mode, fast path, and weights
 that are missing/offline/wrong failing fast with a WeightsError that says what to do."""
+
 from __future__ import annotations
 
 import os
@@ -289,14 +290,17 @@ def test_missing_or_unreadable_file(tmp_path):
 
 
 def test_bad_config_is_a_config_error():
-    for kwargs in ({"name": "vgg16"}, {"name": LITE, "layers": (4,)}, {"name": LITE, "layers": ()},
-                   {"name": LITE, "precision": "int8"}):
+    for kwargs in (
+        {"name": "vgg16"},
+        {"name": LITE, "layers": (4,)},
+        {"name": LITE, "layers": ()},
+        {"name": LITE, "precision": "int8"},
+    ):
         with pytest.raises(ConfigError):
             load_backbone(**kwargs)
 
 
-def test_wrn_imagenet_downloads_into_the_hub_cache_and_checks_the_name_hash(empty_hub, monkeypatch, tmp_path,
-                                                                            wrn_file):
+def test_wrn_imagenet_downloads_into_the_hub_cache_and_checks_the_name_hash(empty_hub, monkeypatch, tmp_path, wrn_file):
     """The download goes through frad.download (a file:// URL stands in for download.pytorch.org) into the
     torch hub cache, checked against the sha256 prefix in the file name; a wrong file leaves nothing behind."""
     digest = hashlib.file_digest(wrn_file.open("rb"), "sha256").hexdigest()

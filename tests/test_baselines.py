@@ -1,5 +1,6 @@
 """PaDiM, PatchCore and RD on cached backbone maps, each checked against independent references written here
 (numpy / scipy / sklearn / brute-force loops) on small cases."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,10 @@ torch.set_num_threads(1)
 def _maps(n: int, channels: dict[int, int], grid: int, seed: int, noise: float = 1.0) -> dict[int, torch.Tensor]:
     """Random per-layer maps {l: (n, C_l, grid/2^(l-1), grid/2^(l-1))} as the cache holds them (fp16)."""
     g = torch.Generator().manual_seed(seed)
-    return {l: (noise * torch.randn(n, c, grid >> (l - 1), grid >> (l - 1), generator=g)).half() for l, c in channels.items()}
+    return {
+        l: (noise * torch.randn(n, c, grid >> (l - 1), grid >> (l - 1), generator=g)).half()
+        for l, c in channels.items()
+    }
 
 
 def _synthetic(channels: dict[int, int], grid: int = 16, n_train: int = 8, n_test: int = 3):
@@ -49,6 +53,7 @@ def _peak_in_region(maps: torch.Tensor, size: int) -> bool:
 def test_to_image_maps_is_bilinear_upsampling_then_scipy_gaussian():
     d = torch.rand(2, 5, 7, generator=torch.Generator().manual_seed(1))
     ours = to_image_maps(d, 20, 2.0).double().numpy()
+
     # bilinear, align_corners=False: sample at source coordinate (i + 0.5)·in/out − 0.5, clamped at the border
     def axis(n_in, n_out):
         c = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
@@ -58,6 +63,7 @@ def test_to_image_maps_is_bilinear_upsampling_then_scipy_gaussian():
         w[np.arange(n_out), lo] += 1 - (c - lo)
         w[np.arange(n_out), hi] += c - lo
         return w
+
     wy, wx = axis(5, 20), axis(7, 20)
     ref = np.stack([ndi.gaussian_filter(wy @ m @ wx.T, 2.0, mode="reflect") for m in d.double().numpy()])
     np.testing.assert_allclose(ours, ref, atol=1e-5)
@@ -74,8 +80,10 @@ def test_padim_mahalanobis_equals_numpy_reference():
     keep = padim.channel_subset(12, 7, 3).numpy()
 
     def embed(maps):  # nearest upsampling to the 8×8 layer-1 grid by repetition, concatenated channels
-        return np.concatenate([np.kron(maps[l].double().numpy(), np.ones((1, 1, 8 // s, 8 // s)))
-                               for l, s in ((1, 8), (2, 4), (3, 2))], axis=1)[:, keep]
+        return np.concatenate(
+            [np.kron(maps[l].double().numpy(), np.ones((1, 1, 8 // s, 8 // s))) for l, s in ((1, 8), (2, 4), (3, 2))],
+            axis=1,
+        )[:, keep]
 
     x_train, x_test = embed(train), embed(test)
     for y, x in ((0, 0), (3, 5), (7, 7), (4, 1)):
@@ -183,8 +191,12 @@ def test_rd_loss_equals_explicit_normalised_dot_products():
     ref = 0.0
     for t, s in zip(teacher, student):
         t, s = t.double().numpy(), s.double().numpy()
-        cos = [t[b, :, y, x] @ s[b, :, y, x] / np.linalg.norm(t[b, :, y, x]) / np.linalg.norm(s[b, :, y, x])
-               for b in range(t.shape[0]) for y in range(t.shape[2]) for x in range(t.shape[3])]
+        cos = [
+            t[b, :, y, x] @ s[b, :, y, x] / np.linalg.norm(t[b, :, y, x]) / np.linalg.norm(s[b, :, y, x])
+            for b in range(t.shape[0])
+            for y in range(t.shape[2])
+            for x in range(t.shape[3])
+        ]
         ref += np.mean(1 - np.array(cos))
     np.testing.assert_allclose(rd.rd_loss(teacher, student).item(), ref, rtol=1e-5)
 
@@ -236,17 +248,20 @@ def test_fit_and_score_finds_the_out_of_distribution_patch(name):
     assert res.image_scores[-1] > res.image_scores[:-1].max()
 
 
-@pytest.mark.parametrize("make, key", [
-    (lambda: padim.PadimConfig(d=0), "baselines.padim.d"),
-    (lambda: padim.PadimConfig(eps=-1.0), "baselines.padim.eps"),
-    (lambda: padim.PadimConfig(layers=(1, 4)), "baselines.padim.layers"),
-    (lambda: patchcore.PatchcoreConfig(coreset=0.0), r"baselines.patchcore.coreset must be in \(0, 1\]"),
-    (lambda: patchcore.PatchcoreConfig(neighbourhood=2), "baselines.patchcore.neighbourhood must be odd"),
-    (lambda: patchcore.PatchcoreConfig(seed=-1), "baselines.patchcore.seed"),
-    (lambda: rd.RDConfig(betas=(0.5, 1.0)), "baselines.rd.betas"),
-    (lambda: rd.RDConfig(layers=(1, 3)), "baselines.rd.layers must be consecutive"),
-    (lambda: rd.RDConfig(device="gpu"), "baselines.rd.device"),
-])
+@pytest.mark.parametrize(
+    "make, key",
+    [
+        (lambda: padim.PadimConfig(d=0), "baselines.padim.d"),
+        (lambda: padim.PadimConfig(eps=-1.0), "baselines.padim.eps"),
+        (lambda: padim.PadimConfig(layers=(1, 4)), "baselines.padim.layers"),
+        (lambda: patchcore.PatchcoreConfig(coreset=0.0), r"baselines.patchcore.coreset must be in \(0, 1\]"),
+        (lambda: patchcore.PatchcoreConfig(neighbourhood=2), "baselines.patchcore.neighbourhood must be odd"),
+        (lambda: patchcore.PatchcoreConfig(seed=-1), "baselines.patchcore.seed"),
+        (lambda: rd.RDConfig(betas=(0.5, 1.0)), "baselines.rd.betas"),
+        (lambda: rd.RDConfig(layers=(1, 3)), "baselines.rd.layers must be consecutive"),
+        (lambda: rd.RDConfig(device="gpu"), "baselines.rd.device"),
+    ],
+)
 def test_configs_name_the_bad_key(make, key):
     with pytest.raises(ConfigError, match=key):
         make()
@@ -261,10 +276,20 @@ def test_padim_and_patchcore_on_real_bottle(bottle_root, tmp_path):
     from frad.data import index_category
 
     backbone = load_backbone("tf_efficientnet_lite0", "imagenet", layers=[1, 2, 3])
-    build_feature_cache(index_category(bottle_root, "bottle"), backbone, tmp_path / "fc", image_size=256,
-                        weights="imagenet", progress=False)
+    build_feature_cache(
+        index_category(bottle_root, "bottle"),
+        backbone,
+        tmp_path / "fc",
+        image_size=256,
+        weights="imagenet",
+        progress=False,
+    )
     cache = FeatureCache(tmp_path / "fc")
-    for module, cfg, floor in ((padim, padim.PadimConfig(), 0.97), (patchcore, patchcore.PatchcoreConfig(coreset=0.01), 0.98)):
-        res = module.fit_and_score(cache.layers("train", cfg.layers), cache.layers("test", cfg.layers), cfg,
-                                   image_size=256, sigma=4.0)
+    for module, cfg, floor in (
+        (padim, padim.PadimConfig(), 0.97),
+        (patchcore, patchcore.PatchcoreConfig(coreset=0.01), 0.98),
+    ):
+        res = module.fit_and_score(
+            cache.layers("train", cfg.layers), cache.layers("test", cfg.layers), cfg, image_size=256, sigma=4.0
+        )
         assert metrics.image_auroc(res.image_scores, cache.test_labels()) >= floor, module.__name__

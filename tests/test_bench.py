@@ -1,9 +1,9 @@
 """bench (python -m bench): the --quick smoke run writes one complete table, targets are verdicts only when
 given; and the feature cache really makes every model/scoring variant free of backbone forwards (λ, GFE, K,
 epochs, σ, layer sets)."""
+
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 import torch
+import yaml
 
 from bench.__main__ import main as bench_main
 from bench.jobs import grids
@@ -27,22 +27,49 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
     """Tiny sizes on the CPU, every row in its own worker process. EfficientNet-Lite0 with random
     weights keeps it fast and still takes the 'accuracy measured on another net' branch."""
     out, raw = tmp_path / "reports" / "bench.md", tmp_path / "bench.json"
-    code = bench_main(["--quick", "--device", "cpu", "--backbone", "tf_efficientnet_lite0", "--weights", "random",
-                       "--out", str(out), "--json", str(raw)])
+    code = bench_main(
+        [
+            "--quick",
+            "--device",
+            "cpu",
+            "--backbone",
+            "tf_efficientnet_lite0",
+            "--weights",
+            "random",
+            "--out",
+            str(out),
+            "--json",
+            str(raw),
+        ]
+    )
     assert code == 0
     text = out.read_text()
     assert text.startswith("# frad speed benchmark")
-    for needle in ("- device: CPU", "- date:", "torch " + torch.__version__, "CPUs available", "--quick",
-                   "measured on tf_efficientnet_lite0 with imagenet weights", "of the measured fp32 matmul ceiling",
-                   "The naive fp32 path already runs at", "`python -m bench --quick", "FAILED", "target"):
+    for needle in (
+        "- device: CPU",
+        "- date:",
+        "torch " + torch.__version__,
+        "CPUs available",
+        "--quick",
+        "measured on tf_efficientnet_lite0 with imagenet weights",
+        "of the measured fp32 matmul ceiling",
+        "The naive fp32 path already runs at",
+        "`python -m bench --quick",
+        "FAILED",
+        "target",
+    ):
         assert (needle in text) == (needle not in ("FAILED", "target")), needle  # no target given: no verdict
 
     rows = json.loads(raw.read_text())["rows"]
     labels = [(r["stage"], r["variant"]) for r in rows]
     assert [s for s, _ in labels] == ["ceiling"] + ["backbone"] * 4 + ["training"] * 2 + ["scoring"] + ["metrics"] * 3
     variants = " | ".join(v for s, v in labels if s == "backbone")
-    for v in ("fp32, eager, NCHW (naive)", "fp32, eager, channels_last", "fp32, eager, channels_last, tuned malloc",
-              "bf16 autocast, eager, channels_last"):
+    for v in (
+        "fp32, eager, NCHW (naive)",
+        "fp32, eager, channels_last",
+        "fp32, eager, channels_last, tuned malloc",
+        "bf16 autocast, eager, channels_last",
+    ):
         assert v in variants
     assert rows[0]["throughput"] > 0 and rows[0]["raw"]["fp32"] == rows[0]["throughput"]  # TFLOP/s
     for r in rows[1:]:
@@ -78,11 +105,28 @@ def test_only_runs_the_named_row_groups(tmp_path, capsys):
 
 def test_targets_are_verdicts_only_when_given(tmp_path, capsys):
     out = tmp_path / "bench.md"
-    code = bench_main(["--quick", "--device", "cpu", "--only", "training,metrics", "--no-isolate", "--out", str(out),
-                       "--target", "metrics_s=1e9", "--target", "train_100ep_s=1e-9"])
+    code = bench_main(
+        [
+            "--quick",
+            "--device",
+            "cpu",
+            "--only",
+            "training,metrics",
+            "--no-isolate",
+            "--out",
+            str(out),
+            "--target",
+            "metrics_s=1e9",
+            "--target",
+            "train_100ep_s=1e-9",
+        ]
+    )
     assert code == 0
-    notes = {line.split("|")[2].strip(): line.split("|")[-2] for line in out.read_text().splitlines()
-             if line.startswith("| training") or line.startswith("| metrics")}
+    notes = {
+        line.split("|")[2].strip(): line.split("|")[-2]
+        for line in out.read_text().splitlines()
+        if line.startswith("| training") or line.startswith("| metrics")
+    }
     assert "target ≤ 1e+09 s: met" in notes["AU-PRO + pixel AUROC"]
     assert all("target ≤ 1e-09 s: NOT met" in n for v, n in notes.items() if v.startswith("full model"))
     assert not any("target" in n for v, n in notes.items() if v.startswith(("AU-PRO (", "pixel")))
@@ -116,17 +160,17 @@ def test_grids_keep_the_paper_k_when_the_map_allows():
     assert grids(32, (30, 30, 30)) == (1, 4)
 
 
-
 # --------------------------------------------------------------------------- cached features
 
 
 @pytest.fixture
 def cached_workspace(tmp_path, monkeypatch):
     """A TINY synthetic workspace whose download/prepare/features stages ran in-process."""
+    from pipeline_utils import TINY
+
     from pipeline import download, features, prepare
     from pipeline.params import load_params
     from pipeline.workspace import make_workspace
-    from pipeline_utils import TINY
 
     deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     torch.set_num_threads(1)  # tiny ops: a second thread only adds barrier waits on a busy machine
@@ -158,8 +202,11 @@ def count_forwards(monkeypatch) -> list[int]:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, monkeypatch):
@@ -215,8 +262,9 @@ def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, mon
     for name in ("L2", "L3"):
         loaded.clear()
         train_and_score(params, name)
-        by_layers[name] = {p.name for p in loaded
-                           if p.parent == cache_dir.resolve() and re.fullmatch(r"(train|test)_l\d\.npy", p.name)}
+        by_layers[name] = {
+            p.name for p in loaded if p.parent == cache_dir.resolve() and re.fullmatch(r"(train|test)_l\d\.npy", p.name)
+        }
     assert by_layers["L2"] == {"train_l2.npy", "test_l2.npy"}
     assert by_layers["L3"] == {"train_l3.npy", "test_l3.npy"}
     assert forwards == []

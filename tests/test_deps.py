@@ -4,6 +4,7 @@ The stages come from DVC's own reading of dvc.yaml and params.yaml (matrix items
 command's module (`python -m pipeline.<x>`) is followed through every project import it can execute — module
 level and inside functions, static import statements — and that set of files must equal the stage's code deps.
 """
+
 from __future__ import annotations
 
 import ast
@@ -76,7 +77,9 @@ def closure(module: str) -> frozenset[str]:
         todo.extend(_imports(path))
         # importing a.b.c runs the package __init__ files on the way
         todo.extend(".".join(name.split(".")[:i]) for i in range(1, len(name.split("."))))
-    return frozenset(p for p in seen if not (p.endswith("__init__.py") and not _imports(PROJECT / p) and _empty(PROJECT / p)))
+    return frozenset(
+        p for p in seen if not (p.endswith("__init__.py") and not _imports(PROJECT / p) and _empty(PROJECT / p))
+    )
 
 
 def _empty(path: Path) -> bool:
@@ -116,7 +119,8 @@ def test_every_stage_module_is_a_stage(dvc_stages):
     """Each pipeline module with a main() is run by some stage (or is the demo/workspace tooling)."""
     run = {cmd.split()[2] for _, cmd, _ in dvc_stages}
     stage_like = {
-        f"pipeline.{p.stem}" for p in (PROJECT / "pipeline").glob("*.py")
+        f"pipeline.{p.stem}"
+        for p in (PROJECT / "pipeline").glob("*.py")
         if "def main(" in p.read_text() or "main = stage_main" in p.read_text()
     }
     assert stage_like - run <= {"pipeline.demo"}

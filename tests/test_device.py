@@ -1,5 +1,6 @@
 """frad.device: device names, and `auto` spreading processes over several GPUs (selection logic without a GPU:
 the GPU count, free memory and lock folder are injected)."""
+
 from __future__ import annotations
 
 import os
@@ -58,25 +59,33 @@ sys.stdin.read()  # hold the lock until the parent closes stdin
 
 def test_two_processes_get_different_gpus(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, env=env)
+    first = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert first.stdout.readline().strip() == "0"
-        second = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], input="", capture_output=True,
-                                text=True, env=env, timeout=60)
+        second = subprocess.run(
+            [sys.executable, "-c", CHILD, str(tmp_path)], input="", capture_output=True, text=True, env=env, timeout=60
+        )
         assert second.returncode == 0, second.stderr
         assert second.stdout.strip() == "1"
     finally:
         first.communicate("", timeout=60)
-    third = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path)], input="", capture_output=True, text=True,
-                           env=env, timeout=60)
+    third = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path)], input="", capture_output=True, text=True, env=env, timeout=60
+    )
     assert third.stdout.strip() == "0"  # the first process ended: the kernel dropped its lock
 
 
 def test_import_is_torch_free():
     code = "import sys, frad.device; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ,
-                         "PYTHONPATH": str(ROOT)}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert out.stdout.strip() == "False", out.stderr
 
 

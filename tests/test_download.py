@@ -1,4 +1,5 @@
 """frad.download: resumable checksummed download against a local fault-injecting server, safe extraction."""
+
 from __future__ import annotations
 
 import hashlib
@@ -89,9 +90,17 @@ def _sidecar(dest: Path) -> Path:
 def _write_part(dest: Path, data: bytes, url: str, etag: str | None = '"v1"', total: int | None = None) -> None:
     """Leave a .part + sidecar as an interrupted earlier run would have."""
     _part(dest).write_bytes(data)
-    _sidecar(dest).write_text(json.dumps(
-        {"url": url, "sha256": SHA, "etag": etag, "last_modified": None,
-         "total": len(ARCHIVE) if total is None else total}))
+    _sidecar(dest).write_text(
+        json.dumps(
+            {
+                "url": url,
+                "sha256": SHA,
+                "etag": etag,
+                "last_modified": None,
+                "total": len(ARCHIVE) if total is None else total,
+            }
+        )
+    )
 
 
 def _assert_one_line(err: pytest.ExceptionInfo[DownloadError], *needles: str) -> None:
@@ -139,7 +148,7 @@ DROPS = pytest.mark.parametrize("kind", ["fin", "rst"], ids=["clean_close", "tcp
 
 
 def _range_start(request: dict) -> int | None:
-    return None if request["range"] is None else int(request["range"][len("bytes="):-1])
+    return None if request["range"] is None else int(request["range"][len("bytes=") : -1])
 
 
 @DROPS
@@ -181,8 +190,9 @@ def test_download_corrupted_content_is_rejected_and_removed(server, tmp_path):
     dest = tmp_path / "a.tar.xz"
     with pytest.raises(DownloadError) as err:
         download(server.url, dest, SHA, len(ARCHIVE), **FAST)
-    bad = hashlib.sha256(ARCHIVE[: len(ARCHIVE) // 2] + bytes([ARCHIVE[len(ARCHIVE) // 2] ^ 0xFF])
-                         + ARCHIVE[len(ARCHIVE) // 2 + 1:]).hexdigest()
+    bad = hashlib.sha256(
+        ARCHIVE[: len(ARCHIVE) // 2] + bytes([ARCHIVE[len(ARCHIVE) // 2] ^ 0xFF]) + ARCHIVE[len(ARCHIVE) // 2 + 1 :]
+    ).hexdigest()
     _assert_one_line(err, "checksum mismatch", str(dest), SHA, bad, "run again")
     assert not dest.exists() and not _part(dest).exists() and not _sidecar(dest).exists()
 

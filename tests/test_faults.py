@@ -6,6 +6,7 @@ Everything runs on tiny synthetic data (TINY of pipeline_utils). Stage commands 
 status and stderr are the point (launched together, so their start-up costs overlap); otherwise the stage modules'
 `run()` functions are called in-process inside a workspace (no Python + torch start-up per stage).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -26,13 +27,13 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from pipeline_utils import RUNNING, TINY, env, repro
 
 from frad.synthetic import generate_category
 from frad.train import load_model
 from pipeline import features, prepare, report, score, train
 from pipeline.params import load_params
 from pipeline.workspace import make_workspace
-from pipeline_utils import RUNNING, TINY, env, repro
 
 pytestmark = pytest.mark.slow
 
@@ -121,8 +122,15 @@ def copy_ws(src: Path, dest: Path) -> Path:
 
 
 def _category(root: Path) -> Path:
-    return generate_category(root, CAT, 0, n_train=SMALL_CATEGORY["n_train"], n_test_good=SMALL_CATEGORY["n_test_good"],
-                             n_test_defect_per_type=SMALL_CATEGORY["n_test_defect_per_type"], size=SMALL_CATEGORY["size"])
+    return generate_category(
+        root,
+        CAT,
+        0,
+        n_train=SMALL_CATEGORY["n_train"],
+        n_test_good=SMALL_CATEGORY["n_test_good"],
+        n_test_defect_per_type=SMALL_CATEGORY["n_test_defect_per_type"],
+        size=SMALL_CATEGORY["size"],
+    )
 
 
 def _break(case: str, cat: Path) -> tuple[str, list[str]]:
@@ -131,8 +139,12 @@ def _break(case: str, cat: Path) -> tuple[str, list[str]]:
         return "tiel", ["category 'tiel' not found", str(cat.parent / "tiel"), f"under {cat.parent}: {CAT}"]
     if case == "defect_image_without_mask":
         (cat / "ground_truth" / "scratch" / "000_mask.png").unlink()
-        return CAT, ["defect image", str(cat / "test" / "scratch" / "000.png"), "has no mask",
-                     str(cat / "ground_truth" / "scratch" / "000_mask.png")]
+        return CAT, [
+            "defect image",
+            str(cat / "test" / "scratch" / "000.png"),
+            "has no mask",
+            str(cat / "ground_truth" / "scratch" / "000_mask.png"),
+        ]
     if case == "mask_size_differs":
         Image.new("L", (32, 32), 255).save(cat / "ground_truth" / "scratch" / "000_mask.png")
         return CAT, [str(cat / "ground_truth" / "scratch" / "000_mask.png"), "32x32", "64x64", "size of their image"]
@@ -145,8 +157,13 @@ def _break(case: str, cat: Path) -> tuple[str, list[str]]:
     raise AssertionError(case)
 
 
-DATASET_CASES = ("unknown_category", "defect_image_without_mask", "mask_size_differs", "non_image_file",
-                 "not_an_image_named_png")
+DATASET_CASES = (
+    "unknown_category",
+    "defect_image_without_mask",
+    "mask_size_differs",
+    "non_image_file",
+    "not_an_image_named_png",
+)
 
 
 @pytest.fixture(scope="module")
@@ -158,24 +175,38 @@ def failing_stages(tmp_path_factory):
         root = base / case / "mvtec"
         arg, needles = _break(case, _category(root))
         ws = make_workspace(base / case / "ws", {**TINY, "data.source": "folder", "data.root": str(root)}, git=False)
-        cases[case] = {"ws": ws, "cmd": stage_cmd("pipeline.prepare", arg), "needles": needles,
-                       "absent": ws / "data" / "datasets" / arg, "clean": ws / "data" / "datasets"}
+        cases[case] = {
+            "ws": ws,
+            "cmd": stage_cmd("pipeline.prepare", arg),
+            "needles": needles,
+            "absent": ws / "data" / "datasets" / arg,
+            "clean": ws / "data" / "datasets",
+        }
     # backbone.weights: a file that is not there (the dataset is prepared first, so only the weights can fail)
     ws = make_workspace(base / "weights" / "ws", {**TINY, "backbone.weights": "/nonexistent.pth"}, git=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(ws)
         prepare.run(load_params(), CAT)
-    cases["missing_weights_file"] = {"ws": ws, "cmd": stage_cmd("pipeline.features", CAT),
-                                     "needles": ["/nonexistent.pth", "not found", "backbone.weights"],
-                                     "absent": ws / "data" / "features" / CAT, "clean": ws / "data" / "features"}
+    cases["missing_weights_file"] = {
+        "ws": ws,
+        "cmd": stage_cmd("pipeline.features", CAT),
+        "needles": ["/nonexistent.pth", "not found", "backbone.weights"],
+        "absent": ws / "data" / "features" / CAT,
+        "clean": ws / "data" / "features",
+    }
     # train.device: cuda on a machine without CUDA
     ws = make_workspace(base / "cuda" / "ws", {**TINY, "train.device": "cuda"}, git=False)
-    cases["cuda_absent"] = {"ws": ws, "cmd": stage_cmd("pipeline.features", CAT),
-                            "needles": ["train.device='cuda'", "no CUDA device is available", "train.device: auto"],
-                            "absent": ws / "data" / "features" / CAT, "clean": ws / "data" / "features"}
+    cases["cuda_absent"] = {
+        "ws": ws,
+        "cmd": stage_cmd("pipeline.features", CAT),
+        "needles": ["train.device='cuda'", "no CUDA device is available", "train.device: auto"],
+        "absent": ws / "data" / "features" / CAT,
+        "clean": ws / "data" / "features",
+    }
     for c in cases.values():
-        c["proc"] = subprocess.Popen(c["cmd"], cwd=c["ws"], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+        c["proc"] = subprocess.Popen(
+            c["cmd"], cwd=c["ws"], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
     yield cases
     for c in cases.values():
         if c["proc"].poll() is None:
@@ -292,7 +323,7 @@ def kill_mid_training(proc: subprocess.Popen, deadline_s: float) -> tuple[str, s
             text = "".join(chunks)
         stages = RUNNING.findall(text)
         if stages and STAGE.match(stages[-1]):
-            tail = text[text.rindex(f"Running stage '{stages[-1]}'"):]
+            tail = text[text.rindex(f"Running stage '{stages[-1]}'") :]
             bars = [(int(n), int(total)) for n, total in PROGRESS.findall(tail)]
             if bars and 1 <= bars[-1][0] <= bars[-1][1] // 2:  # at least half of the epochs still to go
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -309,8 +340,14 @@ def kill_mid_training(proc: subprocess.Popen, deadline_s: float) -> tuple[str, s
 def test_sigkill_mid_training_then_repro_gives_the_uninterrupted_metrics(reference, tmp_path):
     ws = make_workspace(tmp_path / "ws", RUN)
     show_every_epoch = {"TQDM_MININTERVAL": "0", "TQDM_MINITERS": "1"}  # progress display only, results unchanged
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=ws, env={**env(), **show_every_epoch},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dvc", "repro"],
+        cwd=ws,
+        env={**env(), **show_every_epoch},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         killed, _ = kill_mid_training(proc, deadline_s=600)
     finally:
@@ -393,8 +430,11 @@ def test_other_seed_gives_other_weights_and_image_scores(reference, tmp_path, mo
     a = torch.load(ws / "data" / "models" / CAT / "full" / "seed0.pt", weights_only=True)
     b = torch.load(ws / "data" / "models" / CAT / "full" / "seed1.pt", weights_only=True)
     assert b["train_config"]["seed"] == 1 and a["train_config"]["seed"] == 0
-    differ = [k for k in a["state_dict"] if a["state_dict"][k].is_floating_point()
-              and not torch.equal(a["state_dict"][k], b["state_dict"][k])]
+    differ = [
+        k
+        for k in a["state_dict"]
+        if a["state_dict"][k].is_floating_point() and not torch.equal(a["state_dict"][k], b["state_dict"][k])
+    ]
     assert differ, "seed 1 trained the same weights as seed 0"
     ref_scores = json.loads((ws / "data" / "scores" / CAT / "full" / "seed0.json").read_bytes())["image_scores"]
     assert other["image_scores"] != ref_scores
@@ -433,8 +473,9 @@ def test_all_good_test_set_scores_null_with_reason_and_report_shows_na(tmp_path)
     root = tmp_path / "mvtec"
     generate_category(root, CAT, 0, n_train=3, n_test_good=2, n_test_defect_per_type=0, size=64)
     assert not (root / CAT / "ground_truth").exists()
-    ws = make_workspace(tmp_path / "ws", {**TINY, "data.source": "folder", "data.root": str(root),
-                                          "ablation.layers": []}, git=False)
+    ws = make_workspace(
+        tmp_path / "ws", {**TINY, "data.source": "folder", "data.root": str(root), "ablation.layers": []}, git=False
+    )
     run_in_process(ws)
     full = json.loads((ws / "data" / "scores" / CAT / "full" / "seed0.json").read_text())
     assert full["n_test"] == 2 and full["n_defect"] == 0

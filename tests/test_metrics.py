@@ -1,4 +1,5 @@
 """Tests for frad.metrics: exactness against independent references, edge cases, validation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -144,9 +145,7 @@ def test_au_pro_sampled_cut_path_matches_official(monkeypatch, workers):
     assert len(bounds) == 9 and all(b is not None for b in bounds)
     # The two references agree with each other too.
     maps, masks = random_case(rng, 2, 8, 8, levels=5)
-    assert official_style_au_pro(maps, masks, 0.3) == pytest.approx(
-        brute_force_au_pro(maps, masks, 0.3), abs=1e-12
-    )
+    assert official_style_au_pro(maps, masks, 0.3) == pytest.approx(brute_force_au_pro(maps, masks, 0.3), abs=1e-12)
 
 
 @pytest.mark.parametrize("bad_bound", [np.inf, 1e9, -np.inf])

@@ -1,4 +1,5 @@
 """§1.1–§1.3 building blocks: feature fusion (eq. 1–3), recombination (§1.2), network and GFE (eq. 4–6)."""
+
 from __future__ import annotations
 
 import pytest
@@ -30,7 +31,11 @@ def _literal_fusion(maps, channels):
 @pytest.mark.parametrize("channels", [64, 96, 512])
 def test_fusion_equals_literal_order(channels):
     g = torch.Generator().manual_seed(0)
-    maps = [torch.randn(2, 40, 16, 16, generator=g), torch.randn(2, 112, 8, 8, generator=g), torch.randn(2, 24, 32, 32, generator=g)]
+    maps = [
+        torch.randn(2, 40, 16, 16, generator=g),
+        torch.randn(2, 112, 8, 8, generator=g),
+        torch.randn(2, 24, 32, 32, generator=g),
+    ]
     ours = fuse_features(maps, channels)
     assert ours.shape == (2, channels, 32, 32)
     torch.testing.assert_close(ours, _literal_fusion(maps, channels), rtol=1e-5, atol=1e-5)
@@ -52,8 +57,13 @@ def test_recombine_permutes_cells_per_sample():
     k = 4
     z = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).view(2, 1, 8, 8)
     zp = recombine(z, k, torch.Generator().manual_seed(3))
+
+    def cells(t: torch.Tensor) -> list[tuple]:
+        return sorted(
+            tuple(t[0, r * 2 : (r + 1) * 2, c * 2 : (c + 1) * 2].flatten().tolist()) for r in range(k) for c in range(k)
+        )
+
     for i in range(2):
-        cells = lambda t: sorted(tuple(t[0, r * 2:(r + 1) * 2, c * 2:(c + 1) * 2].flatten().tolist()) for r in range(k) for c in range(k))  # noqa: E731
         assert cells(z[i]) == cells(zp[i])  # same cells, each intact
         assert not torch.equal(z[i], zp[i])  # but in another order
     assert not torch.equal(zp[0] - z[0].min(), zp[1] - z[1].min())  # each sample has its own permutation
@@ -93,7 +103,7 @@ def test_gfe_global_vector_matches_eq_4_to_6():
     expected = []
     for r in range(k):
         for q in range(k):
-            region = t[0, :, r * 2:(r + 1) * 2, q * 3:(q + 1) * 3]
+            region = t[0, :, r * 2 : (r + 1) * 2, q * 3 : (q + 1) * 3]
             r_k = region.reshape(c, -1).mean(1)  # eq. 5
             expected.append(gfe.fc(r_k))  # eq. 6: Ĉ_i = C_i/K²
     torch.testing.assert_close(g[0], torch.cat(expected))

@@ -5,6 +5,7 @@ Most cases call `validate_params` / `load_params` in-process (fast); a few run a
 prove the whole path: exit status 2, a single `error:` line on stderr, within seconds, no output.
 Cases are listed in tests/FAULTS.md (group "Params").
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,11 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_utils import TINY, env
 
 from frad.errors import ConfigError
 from pipeline.params import load_params, validate_params
 from pipeline.workspace import make_workspace
-from pipeline_utils import TINY, env
 
 PROJECT = Path(__file__).resolve().parent.parent
 BASE: dict = yaml.safe_load((PROJECT / "params.yaml").read_text())
@@ -71,6 +72,7 @@ def test_project_params_yaml_is_valid():
 
 # --------------------------------------------------------------------------- unknown keys (typos)
 
+
 def renamed(dotted: str, new: str) -> dict:
     """The project's params with the key ``dotted`` renamed to ``new`` (same place, same value)."""
     raw = copy.deepcopy(BASE)
@@ -87,8 +89,11 @@ def renamed(dotted: str, new: str) -> dict:
 UNKNOWN = {
     "ssl.lamda": (renamed("ssl.lambda", "lamda"), "unknown key ssl.lamda in params.yaml", "did you mean ssl.lambda?"),
     "trian": (renamed("train", "trian"), "unknown key trian", "did you mean train?"),
-    "data.synthetic.sed": (renamed("data.synthetic.seed", "sed"), "unknown key data.synthetic.sed",
-                           "did you mean data.synthetic.seed?"),
+    "data.synthetic.sed": (
+        renamed("data.synthetic.seed", "sed"),
+        "unknown key data.synthetic.sed",
+        "did you mean data.synthetic.seed?",
+    ),
     "model.dropout": (changed(model__dropout=0.5), "unknown key model.dropout", "known keys: gfe, grid, widths"),
 }
 
@@ -107,9 +112,15 @@ LAYERS = {
     "features.layers=empty": (changed(features__layers=[]), "features.layers must be a non-empty list"),
     "features.layers=2-2": (changed(features__layers=[2, 2]), "features.layers lists a layer twice"),
     "features.layers=string": (changed(features__layers="2,3"), "features.layers must be a non-empty list", "'2,3'"),
-    "features.cache_layers=1-2-3-4": (changed(features__cache_layers=[1, 2, 3, 4]), "features.cache_layers must be drawn"),
-    "layer_not_in_cache_layers": (changed(features__cache_layers=[2, 3], ablation__layers=["L1"]),
-                                   "ablation.layers (L1) uses layer 1", "features.cache_layers [2, 3] does not store"),
+    "features.cache_layers=1-2-3-4": (
+        changed(features__cache_layers=[1, 2, 3, 4]),
+        "features.cache_layers must be drawn",
+    ),
+    "layer_not_in_cache_layers": (
+        changed(features__cache_layers=[2, 3], ablation__layers=["L1"]),
+        "ablation.layers (L1) uses layer 1",
+        "features.cache_layers [2, 3] does not store",
+    ),
     "ablation.layers=L4": (changed(ablation__layers=["L4"]), "ablation.layers: 'L4' is not a layer set", "1, 2, 3"),
     "ablation.layers=L0": (changed(ablation__layers=["L0"]), "ablation.layers: 'L0' is not a layer set"),
     "ablation.layers=L24": (changed(ablation__layers=["L24"]), "ablation.layers: 'L24' is not a layer set"),
@@ -133,10 +144,16 @@ GRIDS = {
     "model.grid=8_vs_L3": (changed(model__grid=8), "model.grid=8 does not fit ablation.layers (L3)", "16x16"),
     "model.grid=0": (changed(model__grid=0), "model.grid must be >= 1, got 0"),
     "model.widths_not_multiple_of_K2": (changed(model__widths=[100, 256, 256]), "model.widths", "K*K=16"),
-    "ssl.grid=3": (changed(ssl__grid=3), "ssl.grid=3 does not divide the 32x32 feature map of features.layers",
-                   "choose a divisor of 32"),
+    "ssl.grid=3": (
+        changed(ssl__grid=3),
+        "ssl.grid=3 does not divide the 32x32 feature map of features.layers",
+        "choose a divisor of 32",
+    ),
     "ssl.grid=5": (changed(ssl__grid=5), "ssl.grid=5 does not divide"),
-    "ssl.grid=32_vs_L3": (changed(ssl__grid=32), "ssl.grid=32 does not divide the 16x16 feature map of ablation.layers (L3)"),
+    "ssl.grid=32_vs_L3": (
+        changed(ssl__grid=32),
+        "ssl.grid=32 does not divide the 16x16 feature map of ablation.layers (L3)",
+    ),
     "ssl.grid=0": (changed(ssl__grid=0), "ssl.grid must be >= 1, got 0"),
     "image_size_not_multiple_of_16": (changed(data__image_size=200), "data.image_size=200 must be a multiple of 16"),
 }
@@ -180,10 +197,17 @@ TYPES = {
     "bool_for_int_seed": (changed(train__seeds=[0, False]), "train.seeds[1] must be an integer, got False"),
     "seeds_empty": (changed(train__seeds=[]), "train.seeds must be a non-empty list"),
     "seeds_twice": (changed(train__seeds=[0, 1, 0]), "train.seeds lists seed 0 more than once"),
-    "unknown_method": (changed(baselines__methods=["padim", "patchcor"]), "unknown method 'patchcor'", "did you mean patchcore?"),
+    "unknown_method": (
+        changed(baselines__methods=["padim", "patchcor"]),
+        "unknown method 'patchcor'",
+        "did you mean patchcore?",
+    ),
     "coreset_0": (changed(baselines__patchcore__coreset=0), "baselines.patchcore.coreset must be > 0.0"),
-    "padim_without_layer_1": (changed(features__cache_layers=[2, 3], ablation__layers=[], baselines__methods=["padim"]),
-                              "padim needs backbone layers [1, 2, 3]", "lacks layer 1"),
+    "padim_without_layer_1": (
+        changed(features__cache_layers=[2, 3], ablation__layers=[], baselines__methods=["padim"]),
+        "padim needs backbone layers [1, 2, 3]",
+        "lacks layer 1",
+    ),
     "same_layer_set_twice": (changed(ablation__layers=["L1", "L1"]), "ablation.layers lists L1 more than once"),
     "list_for_bool": (changed(model__gfe=[True]), "model.gfe must be true or false, got [True]"),
     "str_for_bool": (changed(ssl__enabled="yes"), "ssl.enabled must be true or false, got 'yes'"),
@@ -226,13 +250,17 @@ def test_missing_key_is_named(case):
 # --------------------------------------------------------------------------- values that must WORK
 
 
-@pytest.mark.parametrize("raw", [
-    changed(train__batch_size=100_000),  # larger than any train set: the whole set is one batch
-    changed(ssl__lambda=0),  # λ = 0 is allowed (the loss term is off)
-    changed(train__lr=1),  # an int where a float is expected
-    changed(ablation__layers=[]),  # no layer ablation
-    changed(model__grid=2, ssl__grid=16),  # other K that fit every map
-], ids=["batch_larger_than_train_set", "lambda_0", "int_for_float", "no_ablation", "other_grids"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        changed(train__batch_size=100_000),  # larger than any train set: the whole set is one batch
+        changed(ssl__lambda=0),  # λ = 0 is allowed (the loss term is off)
+        changed(train__lr=1),  # an int where a float is expected
+        changed(ablation__layers=[]),  # no layer ablation
+        changed(model__grid=2, ssl__grid=16),  # other K that fit every map
+    ],
+    ids=["batch_larger_than_train_set", "lambda_0", "int_for_float", "no_ablation", "other_grids"],
+)
 def test_unusual_but_valid_values_are_accepted(raw):
     validate_params(raw)
 
@@ -268,13 +296,23 @@ def _load_text(tmp_path: Path, text: str) -> dict:
 
 FILES = {
     "invalid_yaml_indentation": (YAML_TEXT.replace("\n  epochs:", "\n epochs:", 1), "is not valid YAML at line", "fix"),
-    "invalid_yaml_unclosed_list": (YAML_TEXT.replace("layers: [2, 3]", "layers: [2, 3", 1), "is not valid YAML at line"),
+    "invalid_yaml_unclosed_list": (
+        YAML_TEXT.replace("layers: [2, 3]", "layers: [2, 3", 1),
+        "is not valid YAML at line",
+    ),
     "tab_indentation": (YAML_TEXT.replace("\n  epochs:", "\n\tepochs:", 1), "is not valid YAML at line"),
-    "duplicate_key": (YAML_TEXT.replace("\n  epochs:", "\n  epochs: 3\n  epochs:", 1), "is not valid YAML at line",
-                      "key 'epochs' appears twice"),
+    "duplicate_key": (
+        YAML_TEXT.replace("\n  epochs:", "\n  epochs: 3\n  epochs:", 1),
+        "is not valid YAML at line",
+        "key 'epochs' appears twice",
+    ),
     "empty_file": ("", "params.yaml is empty"),
     "list_at_top": ("- 1\n- 2\n", "params.yaml must be a mapping of keys", "list"),
-    "typo_in_file": (YAML_TEXT.replace("\n  lambda:", "\n  lamda:", 1), "unknown key ssl.lamda", "did you mean ssl.lambda?"),
+    "typo_in_file": (
+        YAML_TEXT.replace("\n  lambda:", "\n  lamda:", 1),
+        "unknown key ssl.lamda",
+        "did you mean ssl.lambda?",
+    ),
 }
 
 
@@ -308,8 +346,17 @@ def test_exponent_floats_read_as_numbers_like_dvc_does(tmp_path):
 # --------------------------------------------------------------------------- whole stage commands
 
 CLI = {
-    "features_typo": (["pipeline.features", "tile"], {"ssl.lamda": 0.1}, "unknown key ssl.lamda", "did you mean ssl.lambda?"),
-    "train_epochs_0": (["pipeline.train", "tile", "full", "0"], {"train.epochs": 0}, "train.epochs must be >= 1, got 0"),
+    "features_typo": (
+        ["pipeline.features", "tile"],
+        {"ssl.lamda": 0.1},
+        "unknown key ssl.lamda",
+        "did you mean ssl.lambda?",
+    ),
+    "train_epochs_0": (
+        ["pipeline.train", "tile", "full", "0"],
+        {"train.epochs": 0},
+        "train.epochs must be >= 1, got 0",
+    ),
     "train_ssl_grid": (["pipeline.train", "tile", "full", "0"], {"ssl.grid": 3}, "ssl.grid=3 does not divide"),
     "prepare_bad_yaml": (["pipeline.prepare", "tile"], "broken: [yaml\n", "params.yaml is not valid YAML"),
 }
@@ -340,7 +387,9 @@ def test_stage_with_bad_params_exits_2_fast_with_one_line_and_no_output(tmp_path
         assert needle in lines[0], (needle, lines[0])
     # nothing written, not even a folder (reports/ holds only the committed benchmark table the workspace copies)
     assert not (ws / "data").exists() and sorted(p.name for p in (ws / "reports").iterdir()) == ["benchmark.md"]
-    assert elapsed < 20, f"took {elapsed:.1f} s: params must be checked before any heavy work"  # ~5 s = Python + torch import
+    assert elapsed < 20, (
+        f"took {elapsed:.1f} s: params must be checked before any heavy work"
+    )  # ~5 s = Python + torch import
 
 
 # --------------------------------------------------------------------------- batch larger than the train set WORKS

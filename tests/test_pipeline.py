@@ -1,21 +1,30 @@
 """End-to-end DVC pipeline on tiny synthetic data: what reruns is read from DVC's own output."""
+
 from __future__ import annotations
 
 import json
 import shutil
 
 import pytest
+from pipeline_utils import TINY, dvc, repro, set_params, stages, status
 
 from pipeline.workspace import make_workspace
-from pipeline_utils import TINY, dvc, repro, set_params, stages, status
 
 pytestmark = pytest.mark.slow
 CATS = ["tile"]
 SHUFFLE_TRAIN = {"train": ["full"], "train_shuffle": ["shuffle"], "train_layers": ["L3"]}
 SHUFFLE_SCORE = {"score": ["full", "shuffle"], "score_layers": ["L3"]}
-ALL_TRAIN = {"train": ["full"], "train_modules": ["baseline", "gfe"], "train_shuffle": ["shuffle"], "train_layers": ["L3"]}
-ALL_SCORE = {"score": ["full", "baseline", "gfe", "shuffle"], "score_layers": ["L3"],
-             "baseline": ["padim", "patchcore", "rd"]}
+ALL_TRAIN = {
+    "train": ["full"],
+    "train_modules": ["baseline", "gfe"],
+    "train_shuffle": ["shuffle"],
+    "train_layers": ["L3"],
+}
+ALL_SCORE = {
+    "score": ["full", "baseline", "gfe", "shuffle"],
+    "score_layers": ["L3"],
+    "baseline": ["padim", "patchcore", "rd"],
+}
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Tests for pipeline.report (tables, seeds, baselines, metrics, figures, plots, errors) and pipeline.paper
 (transcription). Score files are small and hand-made; expected cells are recomputed here with statistics/math."""
+
 from __future__ import annotations
 
 import copy
@@ -41,12 +42,27 @@ FULL = {
 OFFSETS = {"full": 0.0, "baseline": -0.02, "gfe": -0.01, "shuffle": -0.015, "L1": -0.1, "L123": -0.03}
 # Baselines, by hand: RD wins image AUROC on the textures, PatchCore on the objects and overall.
 BASELINES = {
-    "padim": {"carpet": (0.9950, 0.9890, 0.9600), "grid": (0.9600, 0.9700, 0.9400), "bottle": (0.9990, 0.9800, 0.9500),
-              "widget": (0.7000, 0.8800, 0.6800), "blank": (None, 0.9400, 0.8300)},
-    "patchcore": {"carpet": (0.9930, 0.9910, 0.9500), "grid": (0.9800, 0.9650, 0.9300), "bottle": (1.0, 0.9860, 0.9610),
-                  "widget": (0.8600, 0.9100, 0.7200), "blank": (None, 0.9600, 0.8600)},
-    "rd": {"carpet": (0.9960, 0.9900, 0.9710), "grid": (0.9980, 0.9930, 0.9760), "bottle": (0.9970, 0.9850, 0.9600),
-           "widget": (0.7500, 0.8900, 0.6900), "blank": (None, 0.9500, 0.8400)},
+    "padim": {
+        "carpet": (0.9950, 0.9890, 0.9600),
+        "grid": (0.9600, 0.9700, 0.9400),
+        "bottle": (0.9990, 0.9800, 0.9500),
+        "widget": (0.7000, 0.8800, 0.6800),
+        "blank": (None, 0.9400, 0.8300),
+    },
+    "patchcore": {
+        "carpet": (0.9930, 0.9910, 0.9500),
+        "grid": (0.9800, 0.9650, 0.9300),
+        "bottle": (1.0, 0.9860, 0.9610),
+        "widget": (0.8600, 0.9100, 0.7200),
+        "blank": (None, 0.9600, 0.8600),
+    },
+    "rd": {
+        "carpet": (0.9960, 0.9900, 0.9710),
+        "grid": (0.9980, 0.9930, 0.9760),
+        "bottle": (0.9970, 0.9850, 0.9600),
+        "widget": (0.7500, 0.8900, 0.6900),
+        "blank": (None, 0.9500, 0.8400),
+    },
 }
 
 
@@ -205,8 +221,16 @@ def test_table1_per_category_values_and_deltas(built):
     assert "dvc repro report" in text.splitlines()[0]
     t1 = rows(section(text, 1))
     assert t1["Category"] == [
-        "FRAD ours image / pixel", "paper", "Δ", "PaDiM ours image / pixel", "paper", "Δ",
-        "PatchCore ours image / pixel (not in paper)", "RD ours image / pixel", "paper", "Δ",
+        "FRAD ours image / pixel",
+        "paper",
+        "Δ",
+        "PaDiM ours image / pixel",
+        "paper",
+        "Δ",
+        "PatchCore ours image / pixel (not in paper)",
+        "RD ours image / pixel",
+        "paper",
+        "Δ",
     ]
     # FRAD: ours | paper | Δ, cells "image / pixel" like the paper
     assert t1["carpet"][:3] == ["99.1 / 98.8", "100.0 / 99.2", "-0.9 / -0.4"]
@@ -217,13 +241,23 @@ def test_table1_per_category_values_and_deltas(built):
         for col, method in ((0, "full"), (3, "padim"), (7, "rd")):
             ours = [pct(v) for v in values_of(method, c)[:2]]
             refs = [paper.category_value(c, m, method) for m in METRICS[:2]]
-            assert t1[c][col:col + 3] == [
-                " / ".join(ours), " / ".join(f"{r:.1f}" for r in refs), " / ".join(map(dlt, ours, refs))
+            assert t1[c][col : col + 3] == [
+                " / ".join(ours),
+                " / ".join(f"{r:.1f}" for r in refs),
+                " / ".join(map(dlt, ours, refs)),
             ], (c, method)
         assert t1[c][6] == " / ".join(pct(v) for v in values_of("patchcore", c)[:2])  # ours only
     # row order: textures, texture average, objects, object average, total
-    assert list(t1)[1:] == ["carpet", "grid", "Texture average", "bottle", "widget", "blank", "Object average",
-                            "Total average"]
+    assert list(t1)[1:] == [
+        "carpet",
+        "grid",
+        "Texture average",
+        "bottle",
+        "widget",
+        "blank",
+        "Object average",
+        "Total average",
+    ]
 
 
 def test_baseline_columns(built):
@@ -306,8 +340,15 @@ def test_textures_are_built_in(tmp_path: Path):
     """carpet counts as a texture without data.textures; data.textures adds other datasets' categories."""
     cases = {"default": {}, "omitted": {"data__textures": DELETE}, "widget": {"data__textures": ["widget"]}}
     for name, dotted in cases.items():
-        p = make_params(**{**STANDARD, "data__categories": ["widget", "carpet", "bottle"], "ablation__layers": [],
-                           "baselines__methods": [], **dotted})
+        p = make_params(
+            **{
+                **STANDARD,
+                "data__categories": ["widget", "carpet", "bottle"],
+                "ablation__layers": [],
+                "baselines__methods": [],
+                **dotted,
+            }
+        )
         out = tmp_path / name
         report.build_report(write_all_scores(tmp_path / f"scores_{name}", p), p, out)
         t1 = list(rows(section((out / "tables.md").read_text(), 1)))[1:]
@@ -412,8 +453,12 @@ def mean_std(values: list[float]) -> str:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("seeded")
-    p = make_params(data__categories=["carpet", "widget"], ablation__layers=[], baselines__methods=["rd", "patchcore"],
-                    train__seeds=SEEDS)
+    p = make_params(
+        data__categories=["carpet", "widget"],
+        ablation__layers=[],
+        baselines__methods=["rd", "patchcore"],
+        train__seeds=SEEDS,
+    )
     for c in p.data.categories:
         for m in p.methods:
             for s in SEEDS:
@@ -524,8 +569,13 @@ def test_metric_undefined_everywhere_is_null(tmp_path: Path):
     for m in p.methods:
         write_score(root, "blank", m, (None, 0.9, 0.8))
     metrics = report.build_report(root, p, tmp_path / "out")
-    assert metrics == {"image_auroc": None, "pixel_auroc": pytest.approx(0.9), "pro": pytest.approx(0.8),
-                       "categories": 1, "seeds": 1}  # no baselines: no `methods`
+    assert metrics == {
+        "image_auroc": None,
+        "pixel_auroc": pytest.approx(0.9),
+        "pro": pytest.approx(0.8),
+        "categories": 1,
+        "seeds": 1,
+    }  # no baselines: no `methods`
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["image_auroc"] is None
     text = (tmp_path / "out" / "tables.md").read_text()
     sec3 = section(text, 3)
@@ -731,8 +781,18 @@ def test_run_and_command_line(scores: Path, tmp_path: Path):
     params_file.write_text(yaml.safe_dump(changed(**STANDARD)))
     write_all_curves(tmp_path / "curves", p)
     out = tmp_path / "reports"
-    args = ["--params", str(params_file), "--scores", str(scores), "--curves", str(tmp_path / "curves"),
-            "--out", str(out), "--benchmark", str(tmp_path / "none.md")]
+    args = [
+        "--params",
+        str(params_file),
+        "--scores",
+        str(scores),
+        "--curves",
+        str(tmp_path / "curves"),
+        "--out",
+        str(out),
+        "--benchmark",
+        str(tmp_path / "none.md"),
+    ]
     metrics = report.run(args)
     assert metrics == json.loads((out / "metrics.json").read_text())
     first = {f: f.read_bytes() for f in out.rglob("*") if f.is_file()}
@@ -745,8 +805,15 @@ def test_run_and_command_line(scores: Path, tmp_path: Path):
     (scores / "widget" / "full" / "seed0.json").unlink()
     out2 = tmp_path / "reports2"
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pipeline.report", *args[:-4], "--out", str(out2)],
-                          cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.report", *args[:-4], "--out", str(out2)],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: missing score file") and "widget" in err[0], proc.stderr
@@ -830,7 +897,10 @@ def test_paper_averages_match_their_categories(group, metric, method):
 def _paper_table(text: str, start: str, end: str) -> dict[str, dict[str, str]]:
     """{column: {row: cell}} of a tab-separated table of the paper's text, markup removed."""
     lines = [line for line in text.split(start)[1].split(end)[0].splitlines() if "\t" in line]
-    clean = lambda s: s.replace("<u>", "").replace("</u>", "").replace(" ", "")
+
+    def clean(s: str) -> str:
+        return s.replace("<u>", "").replace("</u>", "").replace(" ", "")
+
     header = [h.split("^")[0].strip() for h in lines[0].split("\t")]
     names = {"capsure": "capsule", "hazel_nut": "hazelnut", "TotalAverage": "total"}
     out: dict[str, dict[str, str]] = {h: {} for h in header[1:]}

@@ -1,5 +1,6 @@
 """frad.runtime.tune_malloc: applied on Linux/glibc, switchable off, and it never changes a result.
 Each case runs in a fresh interpreter, since the setting lasts for the whole process."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,14 @@ torch.save(r.model.state_dict(), sys.argv[1])
 
 
 def _run(code: str, *args: str, env: dict | None = None) -> str:
-    proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -48,8 +55,7 @@ def test_tuned_and_default_malloc_train_bitwise_the_same_model(tmp_path):
 
 @glibc
 def test_pipeline_stages_run_with_the_tuned_allocator():
-    code = ("import frad.runtime as r, pipeline.common as c\n"
-            "c.stage_main(lambda args: print('inside', r._applied))()")
+    code = "import frad.runtime as r, pipeline.common as c\nc.stage_main(lambda args: print('inside', r._applied))()"
     assert "inside True" in _run(code)
     assert "inside False" in _run(code, env={"FRAD_MALLOC_TUNE": "off"})
 
@@ -57,8 +63,10 @@ def test_pipeline_stages_run_with_the_tuned_allocator():
 def test_light_stages_do_not_import_heavy_libraries():
     """Start-up is paid by every stage of every category: prepare/download must not import torch, and
     score must not import scikit-learn (image AUROC uses frad's exact rank statistic)."""
-    code = ("import sys, importlib\n"
-            "for m in sys.argv[1:]: importlib.import_module(m)\n"
-            "print(sorted(x for x in ('torch', 'sklearn', 'torch._dynamo') if x in sys.modules))")
+    code = (
+        "import sys, importlib\n"
+        "for m in sys.argv[1:]: importlib.import_module(m)\n"
+        "print(sorted(x for x in ('torch', 'sklearn', 'torch._dynamo') if x in sys.modules))"
+    )
     assert _run(code, "pipeline.prepare", "pipeline.download", "pipeline.params").strip() == "[]"
     assert _run(code, "pipeline.score", "pipeline.train").strip() == "['torch']"

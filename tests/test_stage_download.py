@@ -1,4 +1,5 @@
 """The `download` and `prepare` stages against a local HTTP server serving an MVTec-layout .tar.xz."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,6 +8,7 @@ import os
 import tarfile
 
 import pytest
+from pipeline_utils import TINY, dvc, repro
 
 from frad.data import index_category
 from frad.errors import DownloadError
@@ -15,7 +17,6 @@ from pipeline import download as download_stage
 from pipeline import prepare as prepare_stage
 from pipeline.params import load_params
 from pipeline.workspace import make_workspace
-from pipeline_utils import TINY, dvc, repro
 
 try:
     from http_fixture import FileServer
@@ -37,16 +38,31 @@ def archive(tmp_path_factory) -> bytes:
 
 
 def _workspace(tmp_path, url: str, sha: str, source: str = "mvtec", **extra):
-    return make_workspace(tmp_path / "ws", {**TINY, "data.source": source, "data.categories": ["bottle"],
-                                            "data.textures": [], "data.url": url, "data.sha256": sha, **extra})
+    return make_workspace(
+        tmp_path / "ws",
+        {
+            **TINY,
+            "data.source": source,
+            "data.categories": ["bottle"],
+            "data.textures": [],
+            "data.url": url,
+            "data.sha256": sha,
+            **extra,
+        },
+    )
 
 
 def _archive_workspace(archive: bytes, tmp_path, monkeypatch, sha: str | None = None, **extra):
     """Workspace with data.source: archive on a local copy of ``archive``, entered with chdir."""
     local = tmp_path / "copy.tar.xz"
     local.write_bytes(archive)
-    ws = _workspace(tmp_path, "http://127.0.0.1:9/unused", sha or hashlib.sha256(archive).hexdigest(),
-                    source="archive", **{"data.archive": str(local), **extra})
+    ws = _workspace(
+        tmp_path,
+        "http://127.0.0.1:9/unused",
+        sha or hashlib.sha256(archive).hexdigest(),
+        source="archive",
+        **{"data.archive": str(local), **extra},
+    )
     monkeypatch.chdir(ws)
     return ws
 

@@ -1,4 +1,5 @@
 """§1.4 training and §1.5 scoring on real (pretrained) features: synthetic categories and the real bottle."""
+
 from __future__ import annotations
 
 import copy
@@ -36,8 +37,14 @@ def synthetic_caches(tmp_path_factory, lite0):
     caches = {}
     for cat in ("tile", "bottle"):
         generate_category(root / "data", cat, seed=0, n_train=32, n_test_good=8, n_test_defect_per_type=4, size=128)
-        build_feature_cache(index_category(root / "data", cat), lite0, root / "fc" / cat, image_size=128,
-                            weights="imagenet", progress=False)
+        build_feature_cache(
+            index_category(root / "data", cat),
+            lite0,
+            root / "fc" / cat,
+            image_size=128,
+            weights="imagenet",
+            progress=False,
+        )
         caches[cat] = FeatureCache(root / "fc" / cat)
     return caches
 
@@ -45,7 +52,11 @@ def synthetic_caches(tmp_path_factory, lite0):
 def _evaluate(model, cache, channels, sigma=4.0):
     maps = anomaly_maps(model, cache.layers("test", LAYERS), channels, cache.image_size, sigma).numpy()
     labels, masks = cache.test_labels(), cache.test_masks()
-    return metrics.image_auroc(image_scores(maps), labels), metrics.pixel_auroc(maps, masks), metrics.au_pro(maps, masks)
+    return (
+        metrics.image_auroc(image_scores(maps), labels),
+        metrics.pixel_auroc(maps, masks),
+        metrics.au_pro(maps, masks),
+    )
 
 
 @pytest.mark.parametrize("category", ["tile", "bottle"])
@@ -53,8 +64,13 @@ def test_training_detects_synthetic_defects(synthetic_caches, category):
     torch.set_num_threads(1)  # small nets: one thread avoids OpenMP contention on 2-core machines
     cache = synthetic_caches[category]
     t0 = time.time()
-    result = train_model(cache.layers("train", LAYERS), 64, ModelConfig(64, (32, 32, 32), True, 2),
-                         TrainConfig(epochs=50, ssl_grid=2, device="cpu"), progress=False)
+    result = train_model(
+        cache.layers("train", LAYERS),
+        64,
+        ModelConfig(64, (32, 32, 32), True, 2),
+        TrainConfig(epochs=50, ssl_grid=2, device="cpu"),
+        progress=False,
+    )
     img, pix, pro = _evaluate(result.model, cache, 64)
     print(f"{category}: image AUROC {img:.4f}, pixel AUROC {pix:.4f}, AU-PRO {pro:.4f}, train {time.time() - t0:.1f} s")
     assert img >= 0.9
@@ -100,8 +116,13 @@ def test_our_adam_is_bitwise_torch_optim_adam(foreach):
 
 def test_batch_larger_than_train_set_works(synthetic_caches):
     cache = synthetic_caches["tile"]
-    res = train_model(cache.layers("train", LAYERS), 32, ModelConfig(32, (16, 16, 16), False, 1),
-                      TrainConfig(epochs=1, batch_size=1000, ssl=False, device="cpu"), progress=False)
+    res = train_model(
+        cache.layers("train", LAYERS),
+        32,
+        ModelConfig(32, (16, 16, 16), False, 1),
+        TrainConfig(epochs=1, batch_size=1000, ssl=False, device="cpu"),
+        progress=False,
+    )
     assert len(res.history) == 1 and np.isfinite(res.history[0]["loss"])
 
 
@@ -111,8 +132,13 @@ def test_nan_loss_stops_with_epoch_and_batch(synthetic_caches):
     maps[2] = maps[2].clone()
     maps[2][5] = float("nan")  # one poisoned image: the batch that holds it diverges
     with pytest.raises(TrainingError, match=r"epoch 1, batch \d+ of 4"):
-        train_model(maps, 32, ModelConfig(32, (16, 16, 16), False, 1),
-                    TrainConfig(epochs=2, batch_size=8, ssl=False, device="cpu"), progress=False)
+        train_model(
+            maps,
+            32,
+            ModelConfig(32, (16, 16, 16), False, 1),
+            TrainConfig(epochs=2, batch_size=8, ssl=False, device="cpu"),
+            progress=False,
+        )
 
 
 def test_cuda_requested_without_gpu_is_a_clear_error():
@@ -159,17 +185,30 @@ def test_real_bottle_with_efficientnet_lite0(bottle_root, tmp_path):
     """Done-when of the library issue: real MVTec AD bottle, real ImageNet weights, CPU, small settings."""
     t0 = time.time()
     backbone = load_backbone("tf_efficientnet_lite0", "imagenet", layers=LAYERS)
-    build_feature_cache(index_category(bottle_root, "bottle"), backbone, tmp_path / "fc", image_size=256,
-                        weights="imagenet", progress=False)
+    build_feature_cache(
+        index_category(bottle_root, "bottle"),
+        backbone,
+        tmp_path / "fc",
+        image_size=256,
+        weights="imagenet",
+        progress=False,
+    )
     t_feat = time.time() - t0
     cache = FeatureCache(tmp_path / "fc")
     torch.set_num_threads(1)
     t0 = time.time()
-    result = train_model(cache.layers("train", LAYERS), 128, ModelConfig(128, (64, 64, 64), True, 4),
-                         TrainConfig(epochs=7, device="cpu"), progress=False)
+    result = train_model(
+        cache.layers("train", LAYERS),
+        128,
+        ModelConfig(128, (64, 64, 64), True, 4),
+        TrainConfig(epochs=7, device="cpu"),
+        progress=False,
+    )
     t_train = time.time() - t0
     img, pix, pro = _evaluate(result.model, cache, 128)
-    print(f"bottle (EfficientNet-Lite0, L={{2,3}}, C=128, widths 64, GFE K=4, shuffle K=4 λ=0.1, 7 epochs, batch 16): "
-          f"image AUROC {img:.4f}, pixel AUROC {pix:.4f}, AU-PRO {pro:.4f}; features {t_feat:.0f} s, train {t_train:.0f} s")
+    print(
+        f"bottle (EfficientNet-Lite0, L={{2,3}}, C=128, widths 64, GFE K=4, shuffle K=4 λ=0.1, 7 epochs, batch 16): "
+        f"image AUROC {img:.4f}, pixel AUROC {pix:.4f}, AU-PRO {pro:.4f}; features {t_feat:.0f} s, train {t_train:.0f} s"
+    )
     assert img >= 0.98
     assert pix >= 0.97
