@@ -19,7 +19,9 @@ repro: setup          ## the paper's Tables 1-4 (params.yaml as is: WRN50-2, 15 
 demo: setup           ## offline quick demo: synthetic data, EfficientNet-Lite0 ImageNet weights, CPU
 	HF_HUB_OFFLINE=1 $(PY) -m pipeline.demo --force
 
-test: setup           ## the test suite CI runs
+test: setup           ## what CI runs: lint, format check, the test suite
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 bench: setup          ## speed benchmark into reports/benchmark.md (python -m bench --help for options and --target)
