@@ -173,5 +173,5 @@ def fit_and_score(train: Mapping[int, torch.Tensor], test: Mapping[int, torch.Te
         scores[s : s + b] = img.double().cpu()
         maps[s : s + b] = to_image_maps(d.view(b, *grid), image_size, sigma).cpu()
     info = {"bank_s": t1 - t0, "coreset_s": t2 - t1, "score_s": time.perf_counter() - t2,
-            "bank_patches": n_bank, "coreset_patches": int(len(bank)), "dims": config.dims}
+            "bank_patches": n_bank, "coreset_patches": len(bank), "dims": config.dims}
     return BaselineResult(maps=maps, image_scores=scores.numpy(), info=info)
