@@ -12,19 +12,24 @@ from pathlib import Path
 
 from .workspace import make_workspace
 
+# Every demo category reaches this image AUROC with the full model (tests/test_demo.py, slow).
+MIN_IMAGE_AUROC = 0.95
+
 DEMO_PARAMS = {
     "data.source": "synthetic",
     "data.categories": ["tile", "bottle"],  # one texture-like, one object-like synthetic category
     "data.textures": ["tile"],
     "data.image_size": 128,
-    "data.synthetic": {"seed": 0, "n_train": 24, "n_test_good": 8, "n_test_defect": 4, "size": 128},
+    "data.synthetic": {"seed": 0, "n_train": 24, "n_test_good": 12, "n_test_defect": 4, "size": 128},
     "backbone.name": "tf_efficientnet_lite0",  # real ImageNet weights from a pip package: no network needed
     "features.channels": 64,
     "model.widths": [32, 32, 32],
     "model.grid": 2,  # a 4x4 GFE grid does not fit the 8x8 layer-3 map of 128 px images
-    "train.epochs": 20,
+    # 24 images at batch 16 = 2 Adam steps per epoch: the object category needs ~120 steps to learn its
+    # position-dependent normal appearance (after 40 its good images still score like defects).
+    "train.epochs": 60,
     "train.device": "cpu",
-    "ablation.layers": ["L1", "L3"],
+    "ablation.layers": ["L3"],  # Table 4 with one extra layer set (L1 trains on 4x larger maps: slowest stages)
 }
 
 

@@ -104,6 +104,20 @@ def test_synthetic_mask_covers_exactly_the_painted_defect(category):
         assert shift > 25, f"{category}/{defect} defect too faint ({shift:.1f} grey levels)"
 
 
+def test_synthetic_object_pose_jitter_is_bounded_and_used():
+    """Normal object poses stay inside fixed bounds (so test goods lie within what the train images span),
+    and fill them: over 300 renders the extremes come close to the bounds on every axis."""
+    size, j = 64, synthetic.OBJECT_POSE_JITTER
+    p = synthetic._object_params(synthetic._rng(0, "bottle", "params"))
+    scenes = [synthetic._render_object(p, synthetic._rng(0, "bottle", "test", "good", i, size), size) for i in range(300)]
+    shift = np.array([s["center"] for s in scenes]) / size - 0.5
+    scale = np.array([s["radius"] for s in scenes]) / (p["radius"] * size) - 1.0
+    rotation = np.array([s["rotation"] for s in scenes]) - p["rotation"]
+    for name, values in (("shift", shift), ("scale", scale), ("rotation", rotation)):
+        assert np.abs(values).max() <= j[name] + 1e-12, f"{name} jitter exceeds its bound"
+        assert values.min() < -0.9 * j[name] and values.max() > 0.9 * j[name], f"{name} jitter does not fill its range"
+
+
 def test_generator_same_seed_gives_identical_bytes(tmp_path, synth_root):
     synthetic.generate_category(tmp_path, "bottle", seed=0, **SMALL)
     assert _files(tmp_path / "bottle") == _files(synth_root / "bottle")
