@@ -18,7 +18,6 @@ MIN_IMAGE_AUROC = 0.95
 DEMO_PARAMS = {
     "data.source": "synthetic",
     "data.categories": ["tile", "bottle"],  # one texture-like, one object-like synthetic category
-    "data.textures": ["tile"],
     "data.image_size": 128,
     "data.synthetic": {"seed": 0, "n_train": 24, "n_test_good": 12, "n_test_defect": 4, "size": 128},
     "backbone.name": "tf_efficientnet_lite0",  # real ImageNet weights from a pip package: no network needed
@@ -30,6 +29,10 @@ DEMO_PARAMS = {
     "train.epochs": 60,
     "train.device": "cpu",
     "ablation.layers": ["L3"],  # Table 4 with one extra layer set (L1 trains on 4x larger maps: slowest stages)
+    # Same-harness baselines sized for Lite0's 24/40/112 channels (the defaults are WRN50-2's).
+    "baselines.padim": {"d": 100, "eps": 0.01},
+    "baselines.patchcore": {"coreset": 0.1, "dims": 128, "projection": 128, "neighbourhood": 3, "reweight": False, "k": 9},
+    "baselines.rd": {"epochs": 30, "batch_size": 16, "lr": 0.005, "betas": [0.5, 0.999]},
 }
 
 
