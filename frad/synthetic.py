@@ -24,6 +24,7 @@ Defaults (per category): ``size=256`` px, ``n_train=32`` good training images, `
 test images and ``n_test_defect_per_type=6`` images per defect type (12 for textures, 18 for objects) —
 enough for a small reconstruction model to learn a category in minutes on a CPU.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -119,7 +120,9 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     return n / (np.abs(n).max() + 1e-12)
 
 
-def _blob(rng: np.random.Generator, cy: float, cx: float, radius: float, size: int, irregular: float = 0.35) -> np.ndarray:
+def _blob(
+    rng: np.random.Generator, cy: float, cx: float, radius: float, size: int, irregular: float = 0.35
+) -> np.ndarray:
     """Irregular star-shaped polygon mask."""
     k = int(rng.integers(10, 18))
     ang = np.linspace(0.0, 2 * np.pi, k, endpoint=False) + rng.uniform(-0.2, 0.2, k)
@@ -184,7 +187,9 @@ def _render_texture(p: dict, rng: np.random.Generator, size: int) -> dict:
     return {"image": np.clip(img, 0.0, 1.0)}
 
 
-def _paint_texture_defect(p: dict, scene: dict, defect: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _paint_texture_defect(
+    p: dict, scene: dict, defect: str, rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     img = scene["image"].copy()
     lo, hi = 0.15 * size, 0.85 * size
     if defect == "scratch":
@@ -270,7 +275,9 @@ def _object_point(p: dict, scene: dict, r_n: float, angle: float) -> np.ndarray:
     return np.array([cy + u * np.sin(rot) + v * np.cos(rot), cx + u * np.cos(rot) - v * np.sin(rot)])
 
 
-def _paint_object_defect(p: dict, scene: dict, defect: str, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _paint_object_defect(
+    p: dict, scene: dict, defect: str, rng: np.random.Generator, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     img = scene["image"].copy()
     inside = scene["inside"]
     if defect == "crack":
@@ -365,7 +372,12 @@ def generate_category(
     left alone and raises DataError (so real data is never overwritten).
     """
     _check_category_name(category)
-    counts = {"n_train": n_train, "n_test_good": n_test_good, "n_test_defect_per_type": n_test_defect_per_type, "size": size}
+    counts = {
+        "n_train": n_train,
+        "n_test_good": n_test_good,
+        "n_test_defect_per_type": n_test_defect_per_type,
+        "size": size,
+    }
     for key, val in counts.items():
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 0:
             raise ConfigError(f"{key} must be a non-negative integer, got {val!r}")
@@ -388,17 +400,29 @@ def generate_category(
     try:
         width = max(3, len(str(max(n_train, n_test_good, n_test_defect_per_type))))
         for i in range(n_train):
-            _save_png(render_sample(category, GOOD, i, seed, split="train", size=size).image, tmp / "train" / GOOD / f"{i:0{width}d}.png")
+            _save_png(
+                render_sample(category, GOOD, i, seed, split="train", size=size).image,
+                tmp / "train" / GOOD / f"{i:0{width}d}.png",
+            )
         (tmp / "test" / GOOD).mkdir(parents=True, exist_ok=True)
         for i in range(n_test_good):
-            _save_png(render_sample(category, GOOD, i, seed, size=size).image, tmp / "test" / GOOD / f"{i:0{width}d}.png")
+            _save_png(
+                render_sample(category, GOOD, i, seed, size=size).image, tmp / "test" / GOOD / f"{i:0{width}d}.png"
+            )
         for defect in kinds:
             for i in range(n_test_defect_per_type):
                 r = render_sample(category, defect, i, seed, size=size)
                 _save_png(r.image, tmp / "test" / defect / f"{i:0{width}d}.png")
                 _save_png(r.mask.astype(np.uint8) * 255, tmp / "ground_truth" / defect / f"{i:0{width}d}{MASK_SUFFIX}")
-        meta = {"generator": "frad.synthetic", "version": _FORMAT_VERSION, "category": category, "seed": seed,
-                "style": category_style(category), "defect_types": list(kinds), **counts}
+        meta = {
+            "generator": "frad.synthetic",
+            "version": _FORMAT_VERSION,
+            "category": category,
+            "seed": seed,
+            "style": category_style(category),
+            "defect_types": list(kinds),
+            **counts,
+        }
         (tmp / MARKER).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
         old = None

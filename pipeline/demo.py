@@ -1,5 +1,6 @@
 """Offline quick demo: the whole pipeline on synthetic data with EfficientNet-Lite0 ImageNet weights
 (shipped by a pip package), small settings, on the CPU. `python -m pipeline.demo [folder]`."""
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,14 @@ DEMO_PARAMS = {
     "ablation.layers": ["L3"],  # Table 4 with one extra layer set (L1 trains on 4x larger maps: slowest stages)
     # Same-harness baselines sized for Lite0's 24/40/112 channels (the defaults are WRN50-2's).
     "baselines.padim": {"d": 100, "eps": 0.01},
-    "baselines.patchcore": {"coreset": 0.1, "dims": 128, "projection": 128, "neighbourhood": 3, "reweight": False, "k": 9},
+    "baselines.patchcore": {
+        "coreset": 0.1,
+        "dims": 128,
+        "projection": 128,
+        "neighbourhood": 3,
+        "reweight": False,
+        "k": 9,
+    },
     "baselines.rd": {"epochs": 30, "batch_size": 16, "lr": 0.005, "betas": [0.5, 0.999]},
 }
 
@@ -53,8 +61,12 @@ def main() -> None:
     # Stage commands call `python`/`dvc`: use the ones of this interpreter's environment.
     # DVC runs one stage at a time, so each stage may use every core (torch's default). On a machine busy
     # with other work, OMP_NUM_THREADS=1 avoids oversubscription stalls of these tiny models.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     t0 = time.time()
     rc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=dest, env=env).returncode
     if rc:

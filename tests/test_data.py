@@ -1,4 +1,5 @@
 """Tests for ``frad.data`` (MVTec layout reader) and ``frad.synthetic`` (seeded generator)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -109,7 +110,9 @@ def test_synthetic_object_pose_jitter_is_bounded_and_used():
     and fill them: over 300 renders the extremes come close to the bounds on every axis."""
     size, j = 64, synthetic.OBJECT_POSE_JITTER
     p = synthetic._object_params(synthetic._rng(0, "bottle", "params"))
-    scenes = [synthetic._render_object(p, synthetic._rng(0, "bottle", "test", "good", i, size), size) for i in range(300)]
+    scenes = [
+        synthetic._render_object(p, synthetic._rng(0, "bottle", "test", "good", i, size), size) for i in range(300)
+    ]
     shift = np.array([s["center"] for s in scenes]) / size - 0.5
     scale = np.array([s["radius"] for s in scenes]) / (p["radius"] * size) - 1.0
     rotation = np.array([s["rotation"] for s in scenes]) - p["rotation"]
