@@ -46,8 +46,8 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
     assert [r[0].strip() for r in table] == [
         "prepare bottle",
         "features bottle",
-        "train bottle full",
-        "score bottle full",
+        "train bottle full 0",
+        "score bottle full 0",
         "padim bottle 0",
         "patchcore bottle 0",
         "rd bottle 0",
