@@ -1,6 +1,7 @@
 """``python -m bench``: run the speed benchmark, print its Markdown table and write it to ``--out``
-(default ``reports/benchmark.md``, which the report stage appends to the tables) and, with ``--json``, the raw
-numbers. ``python -m bench --help`` lists the options."""
+(default for a run of every row group: ``reports/benchmark.md``, which the report stage appends to the tables;
+an ``--only`` run is written only where ``--out`` says) and, with ``--json``, the raw numbers.
+``python -m bench --help`` lists the options."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import asdict
 from frad.io import write_json, write_text
 
 from .run import run_benchmark
-from .settings import parse_args, resolve_settings
+from .settings import FULL_OUT, parse_args, resolve_settings
 from .table import jsonable
 
 
@@ -19,7 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     settings = resolve_settings(parse_args(argv), argv)
     result = run_benchmark(settings, log=lambda m: print(m, file=sys.stderr, flush=True))
-    write_text(settings.out, result.markdown)  # atomic: the report stage never reads a half-written table
+    if settings.out:
+        write_text(settings.out, result.markdown)  # atomic: the report stage never reads a half-written table
     if settings.json_out:
         write_json(
             settings.json_out,
@@ -34,7 +36,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         )
     print(result.markdown)
-    print(f"written to {settings.out}", file=sys.stderr)
+    print(
+        f"written to {settings.out}"
+        if settings.out
+        else f"not written: --only ran part of the table; give --out to keep it ({FULL_OUT} holds the full run)",
+        file=sys.stderr,
+    )
     return 0 if result.ok else 1
 
 

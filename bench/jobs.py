@@ -1,7 +1,7 @@
 """The measured jobs of ``python -m bench``, each run in its own process (see ``bench.run``): the matmul
-ceiling, one backbone variant, the fused-feature accuracy of every variant, training, scoring and the metrics.
-Each returns a dict of plain numbers. Warm-up before every timing; ``torch.cuda.synchronize`` around it and
-``cudnn.benchmark`` on CUDA."""
+ceiling, one backbone variant, the fused-feature accuracy of every variant, training, scoring, the same-harness
+baselines (PaDiM, PatchCore, RD) and the metrics. Each returns a dict of plain numbers. Warm-up before every
+timing; ``torch.cuda.synchronize`` around it and ``cudnn.benchmark`` on CUDA."""
 
 from __future__ import annotations
 
@@ -221,8 +221,10 @@ def job_accuracy(settings: Settings, name: str, weights: str, variants: Sequence
     return out
 
 
-def _random_maps(settings: Settings, n: int, generator: torch.Generator) -> dict[int, torch.Tensor]:
-    """Per-layer maps of the cached shapes and dtype (fp16): layer l has stride 2^(l+1)."""
+def _random_maps(
+    settings: Settings, n: int, generator: torch.Generator, layers: Sequence[int] | None = None
+) -> dict[int, torch.Tensor]:
+    """Per-layer maps of the cached shapes and dtype (fp16) for ``layers`` (default: the layer set L)."""
     from frad.backbone import BACKBONES
 
     spec = BACKBONES[settings.backbone]
@@ -234,7 +236,7 @@ def _random_maps(settings: Settings, n: int, generator: torch.Generator) -> dict
             settings.image_size // spec.strides[l],
             generator=generator,
         ).half()
-        for l in settings.layers
+        for l in (settings.layers if layers is None else layers)
     }
 
 
@@ -373,6 +375,93 @@ def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
         / 1e9,
         **mem.record(),
     }
+
+
+BASELINES = ("padim", "patchcore", "rd")  # the same-harness comparison methods (pipeline.padim|patchcore|rd)
+# PaDiM §4.1: d = 550 of WRN50-2's 1792 channels, 100 of ResNet-18's 448; Lite0 (176) takes the small-backbone value
+PADIM_D = {"wide_resnet50_2": 550, "tf_efficientnet_lite0": 100}
+
+
+def baseline_config(settings: Settings, method: str, epochs: int = 1) -> Any:
+    """The config of ``method`` as the pipeline runs it: the method's defaults (PatchCore coreset 0.1, dims 1024,
+    projection 128; RD lr 0.005, Adam (0.5, 0.999)), PaDiM's d for the backbone, RD with the training batch and
+    ``epochs``; --quick: smoke sizes."""
+    from frad.padim import PadimConfig
+    from frad.patchcore import PatchcoreConfig
+    from frad.rd import RDConfig
+
+    seed = settings.seed
+    if method == "padim":
+        return PadimConfig(d=16 if settings.quick else PADIM_D[settings.backbone], seed=seed)
+    if method == "patchcore":
+        quick = dict(coreset=0.5, dims=32, projection=8, k=3) if settings.quick else {}
+        return PatchcoreConfig(seed=seed, **quick)
+    if method == "rd":
+        return RDConfig(epochs=epochs, batch_size=settings.batch_size, seed=seed, device=settings.device)
+    raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(BASELINES)}")
+
+
+def job_baseline(settings: Settings, method: str) -> dict[str, Any]:
+    """Fit and scoring throughput of one baseline (``frad.<method>.fit_and_score``) on in-memory random per-layer
+    maps of one category (``train_images`` train, ``baseline_test_images`` test), after a warm-up on one batch;
+    on the CPU with frad.runtime.tune_malloc, as the pipeline stages run. RD on the CPU with ``train_steps``:
+    trained on that many batches for one epoch and the epoch extrapolated, as the training rows do."""
+    import importlib
+
+    dev = _start(settings, malloc=settings.device == "cpu")
+    start = memory_now(dev)
+    fit_and_score = importlib.import_module(f"frad.{method}").fit_and_score
+    layers = baseline_config(settings, method).layers
+    gen = torch.Generator().manual_seed(settings.seed)
+    n, n_test, bs = settings.train_images, settings.baseline_test_images, settings.batch_size
+    train, test = _random_maps(settings, n, gen, layers), _random_maps(settings, n_test, gen, layers)
+    steps_per_epoch = math.ceil(n / bs)
+    extrapolated = method == "rd" and 0 < settings.train_steps < steps_per_epoch
+    n_fit = settings.train_steps * bs if extrapolated else n
+    epochs = 1 if extrapolated or method != "rd" else settings.rd_epochs
+    config = baseline_config(settings, method, epochs)
+
+    def run(k_train: int, k_test: int, cfg: Any) -> Any:
+        return fit_and_score(
+            {l: m[:k_train] for l, m in train.items()},
+            {l: m[:k_test] for l, m in test.items()},
+            cfg,
+            image_size=settings.image_size,
+            sigma=settings.sigma,
+            batch_size=settings.infer_batch_size,
+            device=settings.device,
+        )
+
+    run(max(2, min(bs, n)), min(settings.infer_batch_size, n_test), baseline_config(settings, method, 1))  # warm-up
+    with PeakMemory(dev, start) as mem:
+        t = timed(lambda: run(n_fit, n_test, config), 1, dev)
+    info = {k: v for k, v in t.out.info.items() if k != "history"}
+    fit_s = info["fit_s"] if "fit_s" in info else info["bank_s"] + info["coreset_s"]
+    out = {
+        "method": method,
+        "config": asdict(config),
+        "train_images": n,
+        "fit_images": n_fit,
+        "test_images": n_test,
+        "wall": t.wall,
+        "cpu": t.cpu,
+        "fit_s": fit_s,
+        "score_s": info["score_s"],
+        "img_s": n_test / info["score_s"],
+        "finite": bool(torch.isfinite(t.out.maps).all()),
+        "info": info,
+        **mem.record(),
+    }
+    if method == "rd":
+        samples_s = n_fit * epochs / info["fit_s"]
+        out.update(
+            samples_s=samples_s,
+            s_per_epoch=n / samples_s,
+            epochs=epochs,
+            extrapolated=extrapolated,
+            run_epochs=type(config)().epochs,  # the pipeline's default run (baselines.rd.epochs)
+        )
+    return out
 
 
 def job_peak(settings: Settings) -> dict[str, Any]:

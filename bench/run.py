@@ -11,6 +11,9 @@ Rows, all measured in the same run on the same machine:
   weights the accuracy is measured on tf_efficientnet_lite0 with its ImageNet weights, and the table says so;
 * training, s/epoch and samples/s: the full model on random per-layer maps of the cached shapes, in memory;
 * scoring, img/s: backbone (fast path) + reconstruction net + upsampling + Gaussian blur, batched;
+* baselines: PaDiM, PatchCore and RD (``frad.padim|patchcore|rd.fit_and_score``) on random per-layer maps of one
+  bottle-size category, in memory: fit time (PaDiM fit, PatchCore memory bank + greedy coreset, RD s/epoch) and
+  img/s of their anomaly maps;
 * metrics: exact AU-PRO and pixel AUROC on an MVTec-size synthetic test set (``bench.metrics``).
 """
 
@@ -43,6 +46,7 @@ SECTION = {
     jobs.job_accuracy: "backbone",
     jobs.job_train: "training",
     jobs.job_score: "scoring",
+    jobs.job_baseline: "baselines",
     jobs.job_metrics: "metrics",
 }
 _CONTEXT: Any = None
@@ -85,7 +89,8 @@ def _context(backbone: str) -> Any:
     if _CONTEXT is None:
         _CONTEXT = mp.get_context("forkserver")
         heavy = ["torchvision"] if backbone == "wide_resnet50_2" else ["timm"]
-        _CONTEXT.set_forkserver_preload(["bench.jobs", "frad.backbone", "frad.train", "frad.score", *heavy])
+        preload = ["bench.jobs", "frad.backbone", "frad.train", "frad.score", "frad.padim", "frad.patchcore", "frad.rd"]
+        _CONTEXT.set_forkserver_preload([*preload, *heavy])
     return _CONTEXT
 
 
@@ -305,6 +310,57 @@ class Runner:
             row.raw = res
         return row
 
+    def baseline_rows(self) -> list[Row]:
+        """One row per same-harness baseline: img/s of its anomaly maps, its fit time, peak memory."""
+        return [self._baseline_row(method) for method in jobs.BASELINES]
+
+    def _baseline_row(self, method: str) -> Row:
+        s = self.settings
+        res, err = self.attempt(f"baseline {method}", jobs.job_baseline, method)
+        cfg = jobs.baseline_config(s, method)
+        if method == "padim":
+            label, time_unit = f"PaDiM d={cfg.d}", "s fit"
+        elif method == "patchcore":
+            label = f"PatchCore coreset {cfg.coreset:g}, dims {cfg.dims}, projection {cfg.projection}"
+            time_unit = "s bank + coreset"
+        else:
+            label, time_unit = f"RD student, lr {cfg.lr:g}, batch {cfg.batch_size}", "s/epoch"
+        layers = f", layers {'+'.join(map(str, cfg.layers))}"
+        row = Row("baselines", label + layers, unit="img/s", time_unit=time_unit, error=err)
+        if res is None:
+            return row
+        row.throughput, row.time_s = res["img_s"], res["s_per_epoch"] if method == "rd" else res["fit_s"]
+        row.set_memory(res)
+        row.note = "; ".join(self._baseline_parts(method, res))
+        row.raw = res
+        return row
+
+    def _baseline_parts(self, method: str, res: dict[str, Any]) -> list[str]:
+        """The notes of a baseline row: the fit phases, the maps, CPU time."""
+        s, info = self.settings, res["info"]
+        if method == "padim":
+            parts = [f"fit {res['fit_s']:.3g} s on {res['train_images']} images ({info['channels_total']} channels)"]
+        elif method == "patchcore":
+            parts = [
+                f"memory bank {info['bank_s']:.3g} s ({info['bank_patches']} patches of {res['train_images']} images)",
+                f"greedy coreset {info['coreset_s']:.3g} s ({info['coreset_patches']} patches)",
+            ]
+        else:
+            how = (
+                f"extrapolated to {res['train_images']} images from {res['fit_images']} images, 1 epoch"
+                if res["extrapolated"]
+                else f"{res['train_images']} images, mean of {res['epochs']} epoch(s)"
+            )
+            run_s = res["s_per_epoch"] * res["run_epochs"]
+            parts = [f"{res['samples_s']:.3g} samples/s", how, f"a run of {res['run_epochs']} epochs: {run_s:.0f} s"]
+        parts.append(
+            f"maps of {res['test_images']} test images in {res['score_s']:.3g} s (batch {s.infer_batch_size}, "
+            f"upsample + σ={s.sigma:g} blur)"
+        )
+        if not s.is_cuda:
+            parts.append(f"CPU time {res['cpu']:.3g} s for {res['wall']:.3g} s wall, tuned malloc")
+        return parts
+
     def metrics_rows(self) -> list[Row]:
         """AU-PRO, pixel AUROC and their sum (numpy, always on the CPU)."""
         s = self.settings
@@ -360,6 +416,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
     fast = runner.fast_path(variants, bb_rows, results, acc)
     rows += runner.training_rows()
     rows.append(runner.scoring_row(fast or NAIVE))
+    rows += runner.baseline_rows()
     rows += runner.metrics_rows()
     rows = [r for r in rows if r.error != SKIPPED]
 
@@ -369,7 +426,8 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
         verdict(settings.target_map, "backbone_speedup", img_s[fast.key] / naive["img_s"]) if fast and naive else ""
     )
     notes = table.accuracy_note(settings, accuracy_net, settings.accuracy_images) if "backbone" in settings.only else []
-    notes.append(table.fast_path_note(settings, variants, img_s, fast, speedup))
+    if {"backbone", "scoring"} & set(settings.only):
+        notes.append(table.fast_path_note(settings, variants, img_s, fast, speedup))
     share = runner.ceiling_share_note(naive)
     notes += [share] if share else []
     notes += table.closing_notes(settings, any(not r.get("native", True) for r in results.values()))

@@ -11,8 +11,9 @@ from frad.errors import FradError
 
 from .targets import target_arg, target_help
 
-SECTIONS = ("ceiling", "backbone", "training", "scoring", "metrics")  # row groups, for --only
+SECTIONS = ("ceiling", "backbone", "training", "scoring", "baselines", "metrics")  # row groups, for --only
 TARGETS = ("backbone_speedup", "scoring_img_s", "train_100ep_s", "metrics_s")  # names --target takes
+FULL_OUT = "reports/benchmark.md"  # the full table the report stage appends
 FAST_COS = 0.999  # default: mean fused-feature cosine to the naive path the fast path must keep (scoring uses it)
 
 
@@ -52,6 +53,8 @@ class Settings:
     epochs: int
     train_steps: int  # >0: time this many steps and extrapolate the epoch; 0: time whole epochs
     test_images: int
+    baseline_test_images: int  # test set the baselines score (83 = MVTec bottle)
+    rd_epochs: int  # RD epochs to time when the epoch is not extrapolated from --train-steps
     metrics_n: int
     metrics_size: int
     sigma: float
@@ -63,7 +66,7 @@ class Settings:
     only: tuple[str, ...]
     isolate: bool
     seed: int
-    out: str
+    out: str | None  # None: print only (an --only run without --out does not replace the full table)
     json_out: str | None
     fast_cos: float = FAST_COS
     targets: tuple[tuple[str, float], ...] = ()  # (name, value) from --target, see bench.targets
@@ -156,6 +159,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--test-images", type=_positive, default=None, help="images scored (default: 32 on CPU, 1024 on CUDA)"
     )
+    p.add_argument(
+        "--baseline-test-images",
+        type=_positive,
+        default=None,
+        help="test images the PaDiM/PatchCore/RD rows score (83 = MVTec bottle)",
+    )
+    p.add_argument(
+        "--rd-epochs",
+        type=_positive,
+        default=None,
+        help="RD epochs to time when --train-steps is 0 (default: 1 on CPU, 10 on CUDA)",
+    )
     p.add_argument("--metrics-n", type=_positive, default=None, help="maps for AU-PRO/pixel AUROC (1725)")
     p.add_argument("--metrics-size", type=_positive, default=None, help="map side for the metrics (256)")
     p.add_argument("--sigma", type=float, default=4.0, help="Gaussian σ of the scoring blur (4)")
@@ -200,7 +215,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=target_help(TARGETS),
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="reports/benchmark.md", help="Markdown file to write")
+    p.add_argument(
+        "--out",
+        default=None,
+        help=f"Markdown file to write (default: {FULL_OUT} when every row group runs; an --only run writes "
+        "only where --out says, so it never replaces the full table)",
+    )
     p.add_argument("--json", dest="json_out", default=None, help="also write the raw numbers as JSON")
     return p.parse_args(argv)
 
@@ -228,6 +248,8 @@ def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settin
         epochs=100 if cuda else 2,
         train_steps=0 if cuda else 3,
         test_images=1024 if cuda else 32,
+        baseline_test_images=83,
+        rd_epochs=10 if cuda else 1,
         metrics_n=1725,
         metrics_size=256,
         reps=5 if cuda else 2,
@@ -245,6 +267,8 @@ def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settin
         epochs=1,
         train_steps=0,
         test_images=2,
+        baseline_test_images=2,
+        rd_epochs=1,
         metrics_n=24,
         metrics_size=64,
         reps=1,
@@ -268,7 +292,7 @@ def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settin
         only=tuple(ns.only),
         isolate=ns.isolate,
         seed=ns.seed,
-        out=ns.out,
+        out=ns.out or (FULL_OUT if set(ns.only) == set(SECTIONS) else None),
         json_out=ns.json_out,
         fast_cos=ns.fast_cos,
         targets=tuple(dict(ns.targets).items()),

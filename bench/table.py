@@ -204,6 +204,15 @@ def closing_notes(settings: Settings, emulated: bool) -> list[str]:
             f"model (GFE, shuffle loss λ=0.1, K=4 unless the row says otherwise, widths "
             f"{list(settings.widths)}), Adam (torch multi-tensor kernels, as frad.train runs it)."
         )
+    if "baselines" in settings.only:
+        notes.append(
+            "Baselines: `fit_and_score` of frad.padim / frad.patchcore / frad.rd (what `python -m pipeline.padim|"
+            f"patchcore|rd` runs) on random fp16 per-layer maps of the cached shapes, {settings.train_images} train "
+            f"and {settings.baseline_test_images} test images, in memory, after a warm-up on one batch; throughput = "
+            "test images whose upsampled, blurred anomaly maps are made per second (after the fit); time = PaDiM's "
+            "Gaussian fit, PatchCore's memory bank + greedy k-center coreset, RD's student s/epoch; peak memory over "
+            "fit and maps together."
+        )
     return notes
 
 

@@ -8,6 +8,7 @@ strides 4/8/16) and post-processes its per-position scores with the same §1.5 u
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -28,6 +29,14 @@ class BaselineResult:
 def as_device(device: torch.device | str) -> torch.device:
     """A torch.device, or a params-style string ('auto', 'cpu', 'cuda[:N]') through :func:`resolve_device`."""
     return device if isinstance(device, torch.device) else resolve_device(str(device))
+
+
+def clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the device's queued work is done (CUDA kernels run asynchronously), so a phase
+    timing in ``BaselineResult.info`` holds its own work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def check_seed(seed: int, key: str) -> int:

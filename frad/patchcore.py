@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .baseline import BaselineResult, as_device, check_maps, check_positive_int, check_seed
+from .baseline import BaselineResult, as_device, check_maps, check_positive_int, check_seed, clock
 from .errors import ConfigError
 from .layers import check_layers
 from .score import to_image_maps
@@ -170,12 +170,12 @@ def fit_and_score(
             for s in range(0, n_train, batch_size)
         ]
     )
-    t1 = time.perf_counter()
+    t1 = clock(device)
     n_bank = len(bank)
     size = math.ceil(config.coreset * len(bank))
     if size < len(bank):
         bank = bank[greedy_coreset(bank, size, config.projection, config.seed, progress)]
-    t2 = time.perf_counter()
+    t2 = clock(device)
     n = check_maps(test, layers, "test")
     maps = torch.empty((n, image_size, image_size), dtype=torch.float32)
     scores = torch.empty(n, dtype=torch.float64)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # GPU speed check, one short run on a CUDA machine (docs/speed.md):
-#   1. python -m bench --device cuda $GPU_TARGETS       (every row, eager backbone variants)
-#   2. scripts/time_stages.py on CUDA                 (the real stages of one bottle-size category, 100 epochs)
+#   1. python -m bench --device cuda $GPU_TARGETS       (every row, eager backbone variants, PaDiM/PatchCore/RD rows)
+#   2. scripts/time_stages.py on CUDA                 (the real stages of one bottle-size category, 100 epochs,
+#                                                      then pipeline.padim, pipeline.patchcore, pipeline.rd with
+#                                                      $RD_EPOCHS RD epochs: its s/epoch is what is timed)
 #   3. python -m bench --device cuda --compile --only backbone,scoring $GPU_TARGETS
-# Each step has its own time limit (T_BENCH, T_STAGES, T_COMPILE seconds), so a slow step cannot
-# cost the others; results go to $OUT (default reports/gpu): Markdown tables, JSON and logs.
+# Each step has its own time limit (T_BENCH, T_STAGES, T_COMPILE seconds; 580 s together, under one 600 s
+# command), so a slow step cannot cost the others; results go to $OUT (default reports/gpu): Markdown tables,
+# JSON and logs (each step's files are written when it ends, so a cut-off run keeps the finished steps).
 set -u
 OUT=${OUT:-reports/gpu}
 mkdir -p "$OUT"
@@ -36,11 +39,13 @@ step() {  # name, limit (s), command...
 }
 
 TMP=$(mktemp -d)
-step bench-cuda "${T_BENCH:-220}" "$PY" -m bench --device "$DEVICE" --out "$TMP/bench.md" \
+step bench-cuda "${T_BENCH:-250}" "$PY" -m bench --device "$DEVICE" --out "$TMP/bench.md" \
   --json "$OUT/bench-cuda.json" "${TARGETS[@]}" "${BENCH_ARGS[@]}"
-step stages-cuda "${T_STAGES:-150}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
-  --set backbone.precision=bf16 --set backbone.channels_last=true "${STAGES_ARGS[@]}"
-step bench-cuda-compile "${T_COMPILE:-170}" "$PY" -m bench --device "$DEVICE" --compile \
+# RD's 200 epochs of the WRN50-2-size student (~106 GFLOP per sample) would not fit the step: RD_EPOCHS of them
+step stages-cuda "${T_STAGES:-180}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
+  --set backbone.precision=bf16 --set backbone.channels_last=true --set baselines.rd.epochs="${RD_EPOCHS:-20}" \
+  "${STAGES_ARGS[@]}"
+step bench-cuda-compile "${T_COMPILE:-150}" "$PY" -m bench --device "$DEVICE" --compile \
   --only backbone,scoring --out "$TMP/bench-compile.md" "${TARGETS[@]}" "${BENCH_ARGS[@]}"
 
 for f in bench-cuda.md stages-cuda.md bench-cuda-compile.md; do

@@ -1,17 +1,20 @@
 """Wall time of the real pipeline stages for one category, without DVC: a scratch workspace (code +
-params.yaml with overrides, as the demo makes it), then prepare → features → train → score run one
-after the other as `python -m pipeline.<stage>` exactly as dvc.yaml calls them.
+params.yaml with overrides, as the demo makes it), then prepare → features → train → score and the
+same-harness baselines (padim, patchcore, rd) run one after the other as `python -m pipeline.<stage>`
+exactly as dvc.yaml calls them.
 
-    python scripts/time_stages.py [--dest DIR] [--variant full] [--set key=value ...]
+    python scripts/time_stages.py [--dest DIR] [--variant full] [--baselines padim,patchcore,rd] [--set key=value ...]
 
 Default: one synthetic category of MVTec-bottle size (209 train, 20 good + 3×21 defective test
 images) at 256², WRN50-2 with random weights (no ImageNet file needed), the paper's model and
-100 epochs. Values of --set are YAML (``--set backbone.precision=bf16``). Prints one Markdown table.
+100 epochs, every baseline with its params.yaml settings. Values of --set are YAML
+(``--set backbone.precision=bf16``, ``--set baselines.rd.epochs=20``). Prints one Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +25,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pipeline.common import score_path  # noqa: E402
 from pipeline.workspace import make_workspace  # noqa: E402
 
 DEFAULTS = {
@@ -31,12 +35,40 @@ DEFAULTS = {
     "data.synthetic": {"seed": 0, "n_train": 209, "n_test_good": 20, "n_test_defect": 21, "size": 256},
     "backbone.weights": "random",
 }
+BASELINES = ("padim", "patchcore", "rd")  # pipeline.padim|patchcore|rd <category> <seed>
+PHASES = ("fit_s", "bank_s", "coreset_s", "s_per_epoch", "score_s")  # timings a baseline records in its info
+
+
+def baseline_list(text: str) -> list[str]:
+    """argparse ``type`` of --baselines: a comma list drawn from BASELINES ('' = none)."""
+    out = [t for t in text.replace(" ", "").split(",") if t]
+    bad = [t for t in out if t not in BASELINES]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"--baselines takes a comma list drawn from {','.join(BASELINES)} (got {text!r})"
+        )
+    return out
+
+
+def phases(dest: Path, category: str, method: str) -> str:
+    """The phase timings a baseline stage wrote into its scores file (fit, coreset, s/epoch, maps)."""
+    path = dest / score_path(category, method, 0)
+    if not path.is_file():
+        return ""
+    record = json.loads(path.read_text())
+    return ", ".join(f"{k} {record[k]:.3g}" for k in PHASES if isinstance(record.get(k), (int, float)))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dest", help="workspace folder (default: a new temporary folder)")
     ap.add_argument("--variant", default="full", help="model variant to train and score (default: full)")
+    ap.add_argument(
+        "--baselines",
+        type=baseline_list,
+        default=list(BASELINES),
+        help=f"baseline stages to time after score, comma-separated ('' = none; default: {','.join(BASELINES)})",
+    )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override (YAML value)")
     args = ap.parse_args(argv)
     overrides = dict(DEFAULTS)
@@ -54,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         ("features", [category]),
         ("train", [category, args.variant, "0"]),
         ("score", [category, args.variant, "0"]),
+        *((method, [category, "0"]) for method in args.baselines),
     ]
     rows = []
     for stage, stage_args in stages:
@@ -72,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| stage | wall (s) | exit | last line |\n|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(str(x).replace("|", "/") for x in r) + " |")
+    timed = [(m, phases(dest, category, m)) for m in args.baselines]
+    if any(t for _, t in timed):
+        print("\n| baseline | phases inside the stage (s) |\n|---|---|")
+        for method, text in timed:
+            print(f"| {method} | {text or '–'} |")
     return max(r[2] for r in rows)
 
 

@@ -5,6 +5,7 @@ epochs, σ, layer sets)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -62,7 +63,9 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
 
     rows = json.loads(raw.read_text())["rows"]
     labels = [(r["stage"], r["variant"]) for r in rows]
-    assert [s for s, _ in labels] == ["ceiling"] + ["backbone"] * 4 + ["training"] * 2 + ["scoring"] + ["metrics"] * 3
+    assert [s for s, _ in labels] == (
+        ["ceiling"] + ["backbone"] * 4 + ["training"] * 2 + ["scoring"] + ["baselines"] * 3 + ["metrics"] * 3
+    )
     variants = " | ".join(v for s, v in labels if s == "backbone")
     for v in (
         "fp32, eager, NCHW (naive)",
@@ -100,7 +103,48 @@ def test_only_runs_the_named_row_groups(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         parse_args(["--only", "training,speed"])
     assert err.value.code == 2
-    assert "--only takes a comma list drawn from ceiling,backbone,training,scoring,metrics" in capsys.readouterr().err
+    assert "--only takes a comma list drawn from ceiling,backbone,training,scoring,baselines,metrics" in capsys.readouterr().err
+
+
+def test_quick_baselines_give_one_row_per_method(tmp_path, capsys):
+    """--only baselines: PaDiM, PatchCore and RD each fit and make maps in their own process, with positive numbers;
+    a partial run writes only where --out says (the full table in reports/benchmark.md stays)."""
+    raw = tmp_path / "bench.json"
+    argv = ["--quick", "--device", "cpu", "--backbone", "tf_efficientnet_lite0", "--only", "baselines"]
+    assert bench_main([*argv, "--json", str(raw)]) == 0
+    assert "not written: --only ran part of the table" in capsys.readouterr().err
+    rows = json.loads(raw.read_text())["rows"]
+    assert [(r["stage"], r["variant"].split()[0]) for r in rows] == [
+        ("baselines", "PaDiM"),
+        ("baselines", "PatchCore"),
+        ("baselines", "RD"),
+    ]
+    for r in rows:
+        assert r["error"] is None, r
+        assert r["throughput"] > 0 and r["time_s"] > 0 and r["peak_mib"] > 0, r
+        assert r["raw"]["finite"] and r["raw"]["score_s"] > 0, r
+    padim, patchcore, rd = (r["raw"] for r in rows)
+    assert padim["info"]["channels_total"] == 24 + 40 + 112  # Lite0 layers 1–3
+    assert patchcore["info"]["coreset_patches"] == math.ceil(0.5 * patchcore["info"]["bank_patches"])
+    assert rd["samples_s"] > 0 and rd["s_per_epoch"] == pytest.approx(rd["train_images"] / rd["samples_s"])
+
+    assert resolve_settings(parse_args(argv)).out is None
+    assert resolve_settings(parse_args([*argv, "--out", "x.md"])).out == "x.md"
+    assert resolve_settings(parse_args(["--device", "cpu"])).out == "reports/benchmark.md"
+
+
+def test_baseline_configs_follow_the_method_defaults():
+    from bench.jobs import baseline_config
+
+    full = resolve_settings(parse_args(["--device", "cpu"]))
+    assert baseline_config(full, "padim").d == 550  # WRN50-2 channels (PaDiM §4.1)
+    lite = resolve_settings(parse_args(["--device", "cpu", "--backbone", "tf_efficientnet_lite0"]))
+    assert baseline_config(lite, "padim").d == 100
+    pc = baseline_config(full, "patchcore")
+    assert (pc.coreset, pc.dims, pc.projection, pc.layers) == (0.1, 1024, 128, (2, 3))
+    rd = baseline_config(full, "rd", epochs=3)
+    assert (rd.lr, rd.batch_size, rd.epochs, rd.layers) == (0.005, 16, 3, (1, 2, 3))
+    assert (full.baseline_test_images, full.rd_epochs) == (83, 1)
 
 
 def test_targets_are_verdicts_only_when_given(tmp_path, capsys):

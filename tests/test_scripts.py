@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +26,10 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
         "train.epochs=1",
         "train.device=cpu",
         "ablation.layers=[L3]",
+        "baselines.padim.d=16",
+        "baselines.patchcore={coreset: 0.5, dims: 32, projection: 8, neighbourhood: 3, reweight: false, k: 3}",
+        "baselines.rd.epochs=1",
+        "baselines.rd.batch_size=4",
     ]
     args = [a for kv in tiny for a in ("--set", kv)]
     proc = subprocess.run(
@@ -34,11 +42,30 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ") and "wall" not in line]
-    assert [r[0].strip() for r in rows] == [
+    table = [r for r in rows if len(r) == 4]
+    assert [r[0].strip() for r in table] == [
         "prepare bottle",
         "features bottle",
-        "train bottle full",
-        "score bottle full",
+        "train bottle full 0",
+        "score bottle full 0",
+        "padim bottle 0",
+        "patchcore bottle 0",
+        "rd bottle 0",
     ]
-    assert all(float(r[1]) > 0 and r[2].strip() == "0" for r in rows)
-    assert (tmp_path / "ws" / "data" / "scores" / "bottle" / "full" / "seed0.json").is_file()
+    assert all(float(r[1]) > 0 and r[2].strip() == "0" for r in table)
+    for method in ("full", "padim", "patchcore", "rd"):
+        assert (tmp_path / "ws" / "data" / "scores" / "bottle" / method / "seed0.json").is_file(), method
+    phases = {r[0].strip(): r[1] for r in rows if len(r) == 2}
+    assert set(phases) == {"baseline", "padim", "patchcore", "rd"}
+    for method, needle in (("padim", "fit_s"), ("patchcore", "coreset_s"), ("rd", "s_per_epoch")):
+        assert needle in phases[method] and "score_s" in phases[method], phases
+
+
+def test_time_stages_takes_a_list_of_baselines():
+    spec = importlib.util.spec_from_file_location("time_stages", ROOT / "scripts" / "time_stages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.baseline_list("rd, padim") == ["rd", "padim"]
+    assert module.baseline_list("") == []
+    with pytest.raises(argparse.ArgumentTypeError, match="drawn from padim,patchcore,rd"):
+        module.baseline_list("padim,knn")
