@@ -103,7 +103,10 @@ def test_only_runs_the_named_row_groups(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         parse_args(["--only", "training,speed"])
     assert err.value.code == 2
-    assert "--only takes a comma list drawn from ceiling,backbone,training,scoring,baselines,metrics" in capsys.readouterr().err
+    assert (
+        "--only takes a comma list drawn from ceiling,backbone,training,scoring,baselines,metrics"
+        in capsys.readouterr().err
+    )
 
 
 def test_quick_baselines_give_one_row_per_method(tmp_path, capsys):
