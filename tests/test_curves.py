@@ -111,3 +111,43 @@ def test_plot_rows_one_row_per_point_and_method():
     assert plot_rows({"full": a, "padim": b}, "pro") == [{"method": "full", "fpr": 0.0, "pro": 0.0}]
     with pytest.raises(ValueError, match="unknown curve"):
         plot_rows({"full": a}, "det")
+
+
+@pytest.mark.slow  # three DVC commands in a fresh git + DVC workspace (~10 s)
+def test_dvc_plots_draw_one_plot_per_category_and_curve_with_one_line_per_method(tmp_path):
+    """The plots section of dvc.yaml and its template, on hand-made report files, through DVC itself."""
+    import json
+    import subprocess
+
+    from pipeline.workspace import make_workspace
+    from pipeline_utils import dvc
+
+    ws = make_workspace(tmp_path / "ws")
+    rng = np.random.default_rng(0)
+
+    def write_reports() -> None:
+        for category in ("bottle", "tile"):
+            by_method = {m: compute_curves(*_case(int(rng.integers(100))), fpr_limit=0.3, max_points=20)
+                         for m in ("full", "padim")}
+            for name in CURVES:
+                path = ws / "reports/plots" / name / f"{category}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(plot_rows(by_method, name)))
+
+    write_reports()
+    subprocess.run(["git", "add", "-A"], cwd=ws, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "curves"], cwd=ws, check=True)
+    write_reports()  # the workspace now differs from HEAD
+    shown = json.loads(dvc(ws, "plots", "diff", "HEAD", "--json").stdout)["data"]
+    assert set(shown) == {f"reports/plots/{n}/{c}.json" for n in CURVES for c in ("bottle", "tile")}
+    for path, (plot,) in shown.items():
+        spec, name = plot["content"], path.split("/")[2]
+        enc = spec["encoding"]
+        assert enc["color"]["field"] == "method" and enc["strokeDash"]["field"] == "rev"
+        assert (enc["x"]["field"], enc["y"]["field"]) == ("fpr", CURVES[name])
+        assert "false positive rate" in enc["x"]["title"] and spec["title"]["text"]
+        values = spec["data"]["values"]
+        assert {v["method"] for v in values} == {"full", "padim"}
+        assert {v["rev"] for v in values} == {"HEAD", "workspace"} and len(plot["revisions"]) == 2
+    html = dvc(ws, "plots", "show", "-o", str(tmp_path / "html"))
+    assert "padim" in (tmp_path / "html" / "index.html").read_text(), html.stdout
