@@ -89,7 +89,8 @@ def tiny_archive(folder: Path, category: str = "bottle") -> tuple[Path, str]:
 
 
 def bash_blocks(markdown: str, heading: str) -> list[str]:
-    """The ```bash blocks of the section of ``markdown`` under ``heading`` (up to the next heading of any level)."""
+    """The ```bash blocks of the section of ``markdown`` under ``heading`` (up to the next ``##`` heading;
+    a ``# comment`` line inside a block is not a heading)."""
     section = markdown.split(heading + "\n", 1)[1]
-    section = re.split(r"^#{1,6} ", section, maxsplit=1, flags=re.M)[0]
+    section = re.split(r"^#{2,6} ", section, maxsplit=1, flags=re.M)[0]
     return re.findall(r"^```bash\n(.*?)^```", section, flags=re.M | re.S)
