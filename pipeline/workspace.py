@@ -51,6 +51,8 @@ def make_workspace(dest: str | Path, overrides: dict[str, Any] | None = None, *,
         run("git", "config", "user.email", "demo@frad.invalid")
         run("git", "config", "user.name", "frad demo")
         run(sys.executable, "-m", "dvc", "init", "-q")
+        shutil.copy2(PROJECT / ".dvc" / "config", dest / ".dvc" / "config")  # cache link types (shared cache)
+        shutil.copytree(PROJECT / ".dvc" / "plots", dest / ".dvc" / "plots")  # plot templates of dvc.yaml
         run(sys.executable, "-m", "dvc", "config", "core.autostage", "false")
         run(sys.executable, "-m", "dvc", "config", "core.analytics", "false")
         shutil.copy2(PROJECT / ".dvcignore", dest / ".dvcignore")

@@ -74,3 +74,26 @@ def set_params(ws: Path, **dotted) -> None:
 
 def stages(names: list[str], categories: list[str], variants_by_stage: dict[str, list[str]], seeds=(0,)) -> set[str]:
     return {f"{stage}@{c}-{v}-{s}" for stage, vs in variants_by_stage.items() for c in categories for v in vs for s in seeds} | set(names)
+
+
+def tiny_archive(folder: Path, category: str = "bottle") -> tuple[Path, str]:
+    """A tiny MVTec-layout ``.tar.xz`` (one synthetic category, 64 px) in ``folder``, and its SHA-256."""
+    import hashlib
+    import tarfile
+
+    from frad.synthetic import generate_category
+
+    root = folder / "arch"
+    generate_category(root, category, seed=0, n_train=4, n_test_good=2, n_test_defect_per_type=1, size=64)
+    archive = folder / "tiny.tar.xz"
+    with tarfile.open(archive, mode="w:xz") as tar:
+        tar.add(root / category, arcname=category)
+    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def bash_blocks(markdown: str, heading: str) -> list[str]:
+    """The ```bash blocks of the section of ``markdown`` under ``heading`` (up to the next ``##`` heading;
+    a ``# comment`` line inside a block is not a heading)."""
+    section = markdown.split(heading + "\n", 1)[1]
+    section = re.split(r"^#{2,6} ", section, maxsplit=1, flags=re.M)[0]
+    return re.findall(r"^```bash\n(.*?)^```", section, flags=re.M | re.S)

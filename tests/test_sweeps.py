@@ -1,0 +1,112 @@
+"""Sweeps and a shared remote, read from DVC itself: queued experiments reuse the extracted dataset and the
+feature caches of the machine's DVC cache, and a second clone gets every result through a DVC remote by
+following the README section "More than one machine" verbatim."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.workspace import PROJECT, make_workspace
+from pipeline_utils import RUNNING, TINY, bash_blocks, dvc, env, repro, set_params, tiny_archive
+
+pytestmark = pytest.mark.slow
+QUEUE_TIMEOUT_S = 1200
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> tuple[Path, set[str]]:
+    """A committed baseline run on a tiny local archive (data.source: archive), and the stages it ran."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    archive, sha = tiny_archive(tmp)
+    ws = make_workspace(tmp / "ws", {**TINY, "data.source": "archive", "data.archive": str(archive),
+                                     "data.sha256": sha, "data.categories": ["bottle"], "data.textures": []})
+    ran = repro(ws)
+    git(ws, "add", "-A")
+    git(ws, "commit", "-q", "-m", "baseline")
+    return ws, ran
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def experiments(ws: Path) -> dict[str, dict]:
+    """name -> data ({"params", "metrics", ...}) of every experiment `dvc exp show --json` lists."""
+    found: dict[str, dict] = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("name") and isinstance(node.get("data"), dict) and node["data"].get("metrics"):
+                found[node["name"]] = node["data"]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(dvc(ws, "exp", "show", "--json").stdout))
+    return {name: data for name, data in found.items() if git(ws, "branch", "--list", name) == ""}
+
+
+def ssl_lambda(data: dict) -> float:
+    return data["params"]["params.yaml"]["data"]["ssl"]["lambda"]
+
+
+def test_queued_sweep_extracts_once_and_computes_features_once(baseline):
+    ws, ran = baseline
+    assert {"download", "features@bottle"} <= ran
+    dvc(ws, "exp", "run", "--queue", "-S", "ssl.lambda=0.05,0.2")
+    dvc(ws, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while True:
+        table = dvc(ws, "queue", "status").stdout
+        if "Queued" not in table and "Running" not in table:
+            break
+        assert time.monotonic() < deadline, f"queue still busy after {QUEUE_TIMEOUT_S} s:\n{table}"
+        time.sleep(3)
+    names = [line.split()[1] for line in table.splitlines() if line.split()[2:] and "Success" in line]
+    assert len(names) == 2, table
+    logs = {name: dvc(ws, "queue", "logs", name).stdout for name in names}
+    for name, log in logs.items():
+        ran_there = set(RUNNING.findall(log))
+        assert "download" not in ran_there and "features@bottle" not in ran_there, (name, sorted(ran_there))
+        assert "train@bottle-full" in ran_there  # the swept key did rerun what depends on it
+    exps = experiments(ws)
+    assert sorted(ssl_lambda(exps[n]) for n in names) == [0.05, 0.2]
+    for name in names:
+        metrics = exps[name]["metrics"]["reports/metrics.json"]["data"]
+        assert {"image_auroc", "pixel_auroc", "pro"} <= set(metrics)
+
+
+def test_second_clone_gets_every_result_following_the_readme(baseline, tmp_path):
+    ws, _ = baseline
+    machine_a, machine_b = bash_blocks((PROJECT / "README.md").read_text(), "## More than one machine")
+    remote, git_url = tmp_path / "dvc-remote", tmp_path / "frad.git"
+    git(tmp_path, "init", "-q", "--bare", str(git_url))
+    git(ws, "remote", "add", "origin", str(git_url))
+    git(ws, "push", "-q", "-u", "origin", "HEAD")
+    set_params(ws, **{"score.sigma": 2})  # a new result for machine A to run and share
+    shell_env = {**env(), "REMOTE": str(remote), "GIT_URL": str(git_url)}
+    run = lambda script, cwd: subprocess.run(  # noqa: E731
+        ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=shell_env, capture_output=True, text=True)
+
+    a = run(machine_a, ws)
+    assert a.returncode == 0, a.stdout + a.stderr
+    b = run(machine_b, tmp_path)
+    assert b.returncode == 0, b.stdout + b.stderr
+    clone = tmp_path / "frad"
+    assert not RUNNING.findall(b.stdout + b.stderr) and "is cached" not in b.stdout + b.stderr  # nothing reran
+    assert (clone / "reports/metrics.json").read_text() == git(ws, "show", "HEAD:reports/metrics.json")  # A's commit
+    # Outputs came from the remote, the dataset did not (data/raw is push: false).
+    assert (clone / "data/features/bottle").is_dir() and not (clone / "data/raw").exists()
+    raw_file = next((ws / "data/raw/mvtec_ad/bottle/train/good").iterdir())
+    md5 = hashlib.md5(raw_file.read_bytes()).hexdigest()
+    assert not list(remote.rglob(md5[2:])), "a dataset file was pushed to the remote"
+    # The experiment pushed by A is listed, with its metrics, in B.
+    exps = experiments(clone)
+    assert [ssl_lambda(d) for d in exps.values()].count(0.2) >= 1
