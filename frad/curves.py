@@ -14,6 +14,7 @@ exactly by counting, then kept evenly spaced in curve length (L1), with both end
 the curve moves by at most ~2 / max_points in each coordinate, so the trapezoid area differs from the exact
 one by far less than 1e-3 (tested).
 """
+
 from __future__ import annotations
 
 import math
@@ -105,7 +106,7 @@ def _pro(
 
     x_limit = fpr_limit * n_ok  # the limit in normal pixels, as in metrics.au_pro
     allowed = min(int(math.floor(x_limit)), n_ok)  # normal positives allowed at FPR <= limit
-    top = [p[max(0, p.size - allowed - 1):] for p in neg_parts]  # they hold the (allowed + 1) largest
+    top = [p[max(0, p.size - allowed - 1) :] for p in neg_parts]  # they hold the (allowed + 1) largest
     k = _CANDIDATES_PER_POINT * max_points
     thresholds = np.unique(np.concatenate([_quantiles(p, k) for p in (*top, scores)]))[::-1]  # descending
     if allowed < n_ok:

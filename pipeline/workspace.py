@@ -1,5 +1,6 @@
 """Make a self-contained copy of the pipeline (code, dvc.yaml, params.yaml with overrides) in a folder,
 as a fresh git + DVC repository. Used by the offline demo and by the end-to-end tests."""
+
 from __future__ import annotations
 
 import shutil
@@ -30,7 +31,11 @@ def make_workspace(dest: str | Path, overrides: dict[str, Any] | None = None, *,
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     missing = [name for name in COPIED if not (PROJECT / name).exists()]
     if missing:
-        hint = " (run `python -m bench` to write it: the report stage reads it)" if "reports/benchmark.md" in missing else ""
+        hint = (
+            " (run `python -m bench` to write it: the report stage reads it)"
+            if "reports/benchmark.md" in missing
+            else ""
+        )
         raise FileNotFoundError(f"{PROJECT}: {', '.join(missing)} missing{hint}")
     dest.mkdir(parents=True)
     for name in COPIED:

@@ -1,4 +1,5 @@
 """Helpers for the end-to-end DVC tests: tiny synthetic workspaces and what DVC itself reports."""
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,14 @@ RUNNING = re.compile(r"Running stage '([^']+)'")
 
 def env() -> dict:
     bindir = str(Path(sys.executable).parent)
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "FRAD_WORKERS": "0", "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
-            "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "FRAD_WORKERS": "0",
+        "OMP_NUM_THREADS": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+    }
 
 
 def dvc(ws: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -73,7 +80,9 @@ def set_params(ws: Path, **dotted) -> None:
 
 
 def stages(names: list[str], categories: list[str], variants_by_stage: dict[str, list[str]], seeds=(0,)) -> set[str]:
-    return {f"{stage}@{c}-{v}-{s}" for stage, vs in variants_by_stage.items() for c in categories for v in vs for s in seeds} | set(names)
+    return {
+        f"{stage}@{c}-{v}-{s}" for stage, vs in variants_by_stage.items() for c in categories for v in vs for s in seeds
+    } | set(names)
 
 
 def tiny_archive(folder: Path, category: str = "bottle") -> tuple[Path, str]:

@@ -1,13 +1,14 @@
 """Tests for frad.curves: the stored curves lie on the exact curves and integrate to the exact metrics."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
+from test_metrics import brute_force_au_pro, random_case
 
 from frad import metrics
 from frad.curves import CURVES, compute_curves, plot_rows
-from test_metrics import brute_force_au_pro, random_case
 
 
 def _area(points: list[dict], y_key: str) -> float:
@@ -119,16 +120,19 @@ def test_dvc_plots_draw_one_plot_per_category_and_curve_with_one_line_per_method
     import json
     import subprocess
 
-    from pipeline.workspace import make_workspace
     from pipeline_utils import dvc
+
+    from pipeline.workspace import make_workspace
 
     ws = make_workspace(tmp_path / "ws")
     rng = np.random.default_rng(0)
 
     def write_reports() -> None:
         for category in ("bottle", "tile"):
-            by_method = {m: compute_curves(*_case(int(rng.integers(100))), fpr_limit=0.3, max_points=20)
-                         for m in ("full", "padim")}
+            by_method = {
+                m: compute_curves(*_case(int(rng.integers(100))), fpr_limit=0.3, max_points=20)
+                for m in ("full", "padim")
+            }
             for name in CURVES:
                 path = ws / "reports/plots" / name / f"{category}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Sweeps and a shared remote, read from DVC itself: queued experiments reuse the extracted dataset and the
 feature caches of the machine's DVC cache, and a second clone gets every result through a DVC remote by
 following the README section "More than one machine" verbatim."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from pipeline_utils import RUNNING, TINY, bash_blocks, dvc, env, repro, set_params, tiny_archive
 
 from pipeline.workspace import PROJECT, make_workspace
-from pipeline_utils import RUNNING, TINY, bash_blocks, dvc, env, repro, set_params, tiny_archive
 
 pytestmark = pytest.mark.slow
 QUEUE_TIMEOUT_S = 1200
@@ -23,8 +24,17 @@ def baseline(tmp_path_factory) -> tuple[Path, set[str]]:
     """A committed baseline run on a tiny local archive (data.source: archive), and the stages it ran."""
     tmp = tmp_path_factory.mktemp("sweep")
     archive, sha = tiny_archive(tmp)
-    ws = make_workspace(tmp / "ws", {**TINY, "data.source": "archive", "data.archive": str(archive),
-                                     "data.sha256": sha, "data.categories": ["bottle"], "data.textures": []})
+    ws = make_workspace(
+        tmp / "ws",
+        {
+            **TINY,
+            "data.source": "archive",
+            "data.archive": str(archive),
+            "data.sha256": sha,
+            "data.categories": ["bottle"],
+            "data.textures": [],
+        },
+    )
     ran = repro(ws)
     git(ws, "add", "-A")
     git(ws, "commit", "-q", "-m", "baseline")
@@ -93,7 +103,8 @@ def test_second_clone_gets_every_result_following_the_readme(baseline, tmp_path)
     set_params(ws, **{"score.sigma": 2})  # a new result for machine A to run and share
     shell_env = {**env(), "REMOTE": str(remote), "GIT_URL": str(git_url)}
     run = lambda script, cwd: subprocess.run(  # noqa: E731
-        ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=shell_env, capture_output=True, text=True)
+        ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=shell_env, capture_output=True, text=True
+    )
 
     a = run(machine_a, ws)
     assert a.returncode == 0, a.stdout + a.stderr
