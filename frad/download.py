@@ -24,8 +24,6 @@ import logging
 import lzma
 import os
 import re
-import secrets
-import shutil
 import socket
 import tarfile
 import threading
@@ -43,6 +41,7 @@ from tqdm import tqdm
 
 from frad import __version__
 from frad.errors import DownloadError
+from frad.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -549,11 +548,8 @@ def safe_extract(
     archive, target = Path(archive), Path(target)
     if target.exists() and not (target.is_dir() and not any(target.iterdir())):
         raise DownloadError(f"extraction target already exists: {target}; delete it to extract {archive} again")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.extract-{secrets.token_hex(4)}.tmp")
-    tmp.mkdir()  # honours the umask, unlike tempfile.mkdtemp (0700)
     seen = _Seen()
-    try:
+    with atomic_path(target, is_dir=True) as tmp:  # replaces the (empty) target only when complete
         with _open_archive(archive) as tar:
             try:
                 check = _member_filter(archive, strip_prefix, seen)
@@ -577,12 +573,6 @@ def safe_extract(
                 f"no member under {strip_prefix!r} in {archive} (top-level: {', '.join(sorted(seen.tops))}); "
                 "fix strip_prefix"
             )
-        if target.exists():
-            target.rmdir()  # checked empty above
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

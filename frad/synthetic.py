@@ -30,9 +30,6 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
@@ -44,6 +41,7 @@ from skimage.morphology import disk
 
 from frad.data import GOOD, MASK_SUFFIX, MVTEC_OBJECTS, MVTEC_TEXTURES
 from frad.errors import ConfigError, DataError
+from frad.io import atomic_path
 
 TEXTURE = "texture"
 OBJECT = "object"
@@ -395,9 +393,7 @@ def generate_category(
         raise DataError(
             f"{target} already exists and was not written by frad.synthetic: choose another root or delete it yourself"
         )
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{category}.tmp-", dir=root))
-    try:
+    with atomic_path(target, is_dir=True) as tmp:  # a killed run leaves no half-written category
         width = max(3, len(str(max(n_train, n_test_good, n_test_defect_per_type))))
         for i in range(n_train):
             _save_png(
@@ -425,16 +421,6 @@ def generate_category(
         }
         (tmp / MARKER).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-        old = None
-        if target.exists():  # our own earlier output: swap it out, then delete it
-            old = tmp.with_name(tmp.name + ".old")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

@@ -8,11 +8,11 @@ depends on it, and nothing is copied.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from frad.data import MVTEC_CATEGORIES, check_files, index_category
 from frad.errors import DataError
+from frad.io import atomic_path
 from frad.synthetic import generate_category
 
 from .common import DATASETS, stage_main, usage
@@ -22,14 +22,8 @@ from .params import Params, load_params
 
 def _link(target: Path, link: Path) -> None:
     """Atomically point ``link`` at ``target`` (a temporary link renamed over the old one)."""
-    link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(f".{link.name}.link.tmp")
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(target, tmp, target_is_directory=True)
-    if link.is_dir() and not link.is_symlink():
-        shutil.rmtree(link)
-    os.replace(tmp, link)
+    with atomic_path(link) as tmp:
+        os.symlink(target, tmp, target_is_directory=True)
 
 
 def run(params: Params, category: str) -> Path:
