@@ -25,7 +25,7 @@ from tabulate import tabulate
 from frad.metrics import au_pro, pixel_auroc
 
 from .measure import PeakMemory, memory_now, timed
-from .targets import target_arg, target_help, verdict
+from .targets import add_target_option, verdict
 
 TARGETS = ("au_pro_s", "metrics_s", "classic_speedup")  # names --target takes
 
@@ -254,15 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--thresholds", type=int, default=200, help="classic loop thresholds")
     parser.add_argument("--repeat", type=int, default=3, help="timing runs of the fast metrics")
     parser.add_argument("--sklearn", action="store_true", help="also time sklearn pixel AUROC")
-    parser.add_argument(
-        "--target",
-        dest="targets",
-        action="append",
-        type=target_arg(TARGETS),
-        default=[],
-        metavar="NAME=VALUE",
-        help=target_help(TARGETS),
-    )
+    add_target_option(parser, TARGETS)
     args = parser.parse_args(argv)
     run_metrics_benchmark(
         args.n,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from frad.device import resolve_device
 from frad.errors import FradError
 
-from .targets import target_arg, target_help
+from .targets import add_target_option
 
 SECTIONS = ("ceiling", "backbone", "training", "scoring", "baselines", "metrics")  # row groups, for --only
 TARGETS = ("backbone_speedup", "scoring_img_s", "train_100ep_s", "metrics_s")  # names --target takes
@@ -205,15 +205,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="mean fused-feature cosine to the naive path a backbone variant must keep to be the fast "
         "path that scoring uses (default: %(default)s)",
     )
-    p.add_argument(
-        "--target",
-        dest="targets",
-        action="append",
-        type=target_arg(TARGETS),
-        default=[],
-        metavar="NAME=VALUE",
-        help=target_help(TARGETS),
-    )
+    add_target_option(p, TARGETS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--out",

@@ -43,6 +43,19 @@ def target_arg(allowed: tuple[str, ...]) -> Callable[[str], tuple[str, float]]:
     return parse
 
 
+def add_target_option(parser: argparse.ArgumentParser, allowed: tuple[str, ...]) -> None:
+    """``--target NAME=VALUE`` (repeatable) on a benchmark's command line."""
+    parser.add_argument(
+        "--target",
+        dest="targets",
+        action="append",
+        type=target_arg(allowed),
+        default=[],
+        metavar="NAME=VALUE",
+        help=target_help(allowed),
+    )
+
+
 def target_help(allowed: tuple[str, ...]) -> str:
     return "repeatable; NAME=VALUE, prints met/NOT met: " + "; ".join(
         f"{n} ({KINDS[n].op} {KINDS[n].unit}: {KINDS[n].what})" for n in allowed
