@@ -515,7 +515,7 @@ def benchmark_section(path: Path | None) -> str:
     table = [line for line in text.splitlines() if line.startswith("|")]
     header, rows = (
         table[:2],
-        [r for r in table[2:] if any(k in r for k in ("fast path", "training", "scoring", "AU-PRO +"))],
+        [r for r in table[2:] if any(k in r for k in ("fast path", "training", "scoring", "baselines", "AU-PRO +"))],
     )
     context = next((line for line in text.splitlines() if line.strip() and not line.startswith(("#", "|"))), "")
     return (
@@ -524,12 +524,16 @@ def benchmark_section(path: Path | None) -> str:
                 *lines,
                 f"Headline rows of [`{path.name}`]({path.name}) (the full benchmark; {context.strip().lstrip('- ')})",
                 "",
-                *header,
-                *rows,
+                *(_first_columns(line, 4) for line in [*header, *rows]),
             ]
         ).rstrip()
         + "\n"
     )
+
+
+def _first_columns(row: str, n: int) -> str:
+    """The first ``n`` cells of a Markdown table row (stage, variant, throughput, time: the headline)."""
+    return "|" + "|".join(row.split("|")[1 : n + 1]) + "|"
 
 
 def summary_metrics(scores: Scores, p: Params) -> dict[str, Any]:
