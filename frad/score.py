@@ -70,9 +70,10 @@ def anomaly_maps(
     n = int(layer_maps[layers[0]].shape[0])
     out = torch.empty((n, image_size, image_size), dtype=torch.float32)
     model.eval()
+    normalize = getattr(model, "normalize", None) or (lambda z: z)  # any module mapping z to ẑ scores too
     for start in range(0, n, batch_size):
         batch = {l: layer_maps[l][start : start + batch_size].to(device, non_blocking=True) for l in layers}
-        z = model.normalize(fuse_features(batch, channels))
+        z = normalize(fuse_features(batch, channels))
         d = cosine_distance(z, model(z))  # eq. 8 per position
         out[start : start + len(d)] = to_image_maps(d, image_size, sigma).float().cpu()
     return out
