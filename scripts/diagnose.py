@@ -8,7 +8,8 @@ the cached test maps exactly as the pipeline does (§1.5: bilinear upsampling, G
 Columns: image AUROC, pixel AUROC, AU-PRO (mean ± sample std over seeds), and on the fused 32×32 grid the mean
 cosine distance D_cos (eq. 8) at normal positions of good images, at defect positions (mask area ≥ 1/2) and their
 ratio (≈ 1: the network reconstructs defects as well as normal features), and the per-image grid maximum of D_cos
-averaged over the train images, the good test images and the defective test images.
+averaged over the train images, the good test images and the defective test images; ``pasted/normal``: the copy
+test (``pasted_ratio``) with the train features of ``--foreign``.
 """
 
 from __future__ import annotations
@@ -47,16 +48,36 @@ class Data:
     image_size: int
     grid_defect: torch.Tensor  # (N, h, w) bool: defect area ≥ 1/2 of the grid cell
     grid_normal: torch.Tensor  # (N, h, w) bool: cells of good images
+    foreign: dict[int, torch.Tensor] | None = None  # train maps of another category (the copy test)
 
 
-def load(path: str, channels: int) -> Data:
+def load(path: str, channels: int, foreign: str | None = None) -> Data:
     cache = FeatureCache(path)
     train, test = cache.layers("train", LAYERS), cache.layers("test", LAYERS)
     masks, labels = cache.test_masks().astype(bool), cache.test_labels()
     h, w = fuse_features({l: m[:1] for l, m in test.items()}, channels).shape[-2:]
     area = F.adaptive_avg_pool2d(torch.from_numpy(masks).float()[:, None], (h, w))[:, 0]
     normal = torch.from_numpy(labels == 0)[:, None, None].expand(-1, h, w)
-    return Data(train, test, masks, labels, cache.image_size, area >= 0.5, normal.clone())
+    other = FeatureCache(foreign).layers("train", LAYERS) if foreign else None
+    return Data(train, test, masks, labels, cache.image_size, area >= 0.5, normal.clone(), other)
+
+
+@torch.inference_mode()
+def pasted_ratio(model, data: Data, channels: int) -> float:
+    """Copy test: the central (h/4)² block of each good test z replaced by the same block of another category's z;
+    mean D_cos on the pasted block / mean D_cos of the unpasted good z. ≈ 1: foreign features are reconstructed
+    (copied) as well as normal ones."""
+    good = torch.from_numpy(data.labels == 0)
+    z = fuse_features({l: m[good] for l, m in data.test.items()}, channels)
+    n, _, h, w = z.shape
+    f = fuse_features({l: m[:n] for l, m in data.foreign.items()}, channels)
+    idx = torch.arange(n) % len(f)
+    ys, xs = slice(h // 2 - h // 8, h // 2 + h // 8), slice(w // 2 - w // 8, w // 2 + w // 8)
+    pasted = z.clone()
+    pasted[:, :, ys, xs] = f[idx][:, :, ys, xs]
+    d_clean = cosine_distance(model.normalize(z), model(model.normalize(z)))
+    d_pasted = cosine_distance(model.normalize(pasted), model(model.normalize(pasted)))
+    return float(d_pasted[:, ys, xs].mean() / d_clean.mean())
 
 
 def fmt(values: list[float]) -> str:
@@ -100,6 +121,8 @@ def train_eval(data: Data, args, seed: int, on_model: Callable | None = None, **
     maps = anomaly_maps(result.model, data.test, args.channels, data.image_size, SIGMA)
     row = evaluate(maps, grid_distances(result.model, data.test, args.channels), data, over.pop("top_k", 1))
     row["loss"] = result.history[-1]["rec"]
+    if data.foreign is not None:
+        row["pasted"] = pasted_ratio(result.model, data, args.channels)
     row["max_train"] = float(grid_distances(result.model, data.train, args.channels).flatten(1).amax(1).mean())
     if on_model is not None:
         on_model(result.model, maps, row)
@@ -117,6 +140,7 @@ def table(title: str, rows: list[tuple[str, list[dict]]], cols: tuple[str, ...])
         "mean_auroc": "AUROC of mean D",
         "loss": "train L_rec",
         "max_train": "max D train",
+        "pasted": "pasted/normal",
         "max_good": "max D good",
         "max_bad": "max D defective",
     }
@@ -128,7 +152,7 @@ def table(title: str, rows: list[tuple[str, list[dict]]], cols: tuple[str, ...])
     return "\n".join(lines)
 
 
-FULL = ("image", "pixel", "pro", "d_norm", "d_def", "ratio", "mean_auroc", "loss", "max_train", "max_good", "max_bad")
+FULL = ("image", "pixel", "pro", "d_norm", "d_def", "ratio", "mean_auroc", "loss", "max_train", "max_good", "max_bad", "pasted")
 
 # experiment name → [(row label, overrides)]; overrides: model=..., train=..., top_k=...
 VARIANTS: dict[str, list[tuple[str, dict]]] = {
@@ -265,11 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=5, help="epochs between evaluations (experiment epochs)")
     p.add_argument("--rows", type=int, nargs="*", help="run only these rows (0-based) of a variants experiment")
     p.add_argument("--with-nn", action="store_true", help="experiment score: also the NN reference (slow)")
+    p.add_argument("--foreign", help="feature cache of another category for the copy test (default: ../bottle)")
     p.add_argument("--channels", type=int, default=128, help="C")
     p.add_argument("--width", type=int, default=64, help="encoder module widths")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    data = load(args.features, args.channels)
+    foreign = args.foreign or Path(args.features).parent / "bottle"
+    use = Path(foreign).resolve() != Path(args.features).resolve() and (Path(foreign) / "meta.json").is_file()
+    data = load(args.features, args.channels, str(foreign) if use else None)
     print(f"<!-- {Path(args.features).name}: C={args.channels}, widths {args.width}, {args.epochs} epochs, "
           f"seeds {args.seeds} -->")
     if args.experiment in VARIANTS:
