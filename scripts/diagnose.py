@@ -249,14 +249,15 @@ def run_score(data: Data, args) -> str:
         for k in ks:
             per_k[k].append({"image": metrics.image_auroc(image_scores(maps, k), data.labels)})
 
-    for seed in args.seeds:
-        train_eval(data, args, seed, on_model=collect)
+    full = [train_eval(data, args, seed, on_model=collect) for seed in args.seeds]
     rows = [(f"FRAD, {'max' if k == 1 else f'top-{k} mean'}", per_k[k]) for k in ks]
-    if not args.with_nn:
-        return table("image score: max of the blurred map vs top-k mean", rows, ("image",))
-    nn = nn_reference(data, args)
-    rows += [(f"NN, {'max' if k == 1 else f'top-{k} mean'}", [{"image": metrics.image_auroc(image_scores(nn.maps, k), data.labels)}]) for k in ks]
-    return table("image score: max of the blurred map vs top-k mean", rows, ("image",))
+    if args.with_nn:
+        nn = nn_reference(data, args)
+        for k in ks:
+            row = {"image": metrics.image_auroc(image_scores(nn.maps, k), data.labels)}
+            rows.append((f"NN, {'max' if k == 1 else f'top-{k} mean'}", [row]))
+    head = table("FRAD (defaults)", [("FRAD (defaults)", full)], FULL)
+    return head + "\n\n" + table("image score: max of the blurred map vs top-k mean", rows, ("image",))
 
 
 def nn_reference(data: Data, args):
