@@ -152,7 +152,20 @@ def table(title: str, rows: list[tuple[str, list[dict]]], cols: tuple[str, ...])
     return "\n".join(lines)
 
 
-FULL = ("image", "pixel", "pro", "d_norm", "d_def", "ratio", "mean_auroc", "loss", "max_train", "max_good", "max_bad", "pasted")
+FULL = (
+    "image",
+    "pixel",
+    "pro",
+    "d_norm",
+    "d_def",
+    "ratio",
+    "mean_auroc",
+    "loss",
+    "max_train",
+    "max_good",
+    "max_bad",
+    "pasted",
+)
 
 # experiment name → [(row label, overrides)]; overrides: model=..., train=..., top_k=...
 VARIANTS: dict[str, list[tuple[str, dict]]] = {
@@ -194,8 +207,13 @@ def run_variants(name: str, data: Data, args) -> str:
         runs = []
         for seed in args.seeds:
             t0 = time.perf_counter()
-            runs.append(train_eval(data, args, seed, **{k: dict(v) if isinstance(v, dict) else v for k, v in over.items()}))
-            print(f"  {label} seed {seed}: image {runs[-1]['image']:.3f} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+            runs.append(
+                train_eval(data, args, seed, **{k: dict(v) if isinstance(v, dict) else v for k, v in over.items()})
+            )
+            print(
+                f"  {label} seed {seed}: image {runs[-1]['image']:.3f} ({time.perf_counter() - t0:.0f} s)",
+                file=sys.stderr,
+            )
         rows.append((label, runs))
     return table(name, rows, FULL)
 
@@ -298,8 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     foreign = args.foreign or Path(args.features).parent / "bottle"
     use = Path(foreign).resolve() != Path(args.features).resolve() and (Path(foreign) / "meta.json").is_file()
     data = load(args.features, args.channels, str(foreign) if use else None)
-    print(f"<!-- {Path(args.features).name}: C={args.channels}, widths {args.width}, {args.epochs} epochs, "
-          f"seeds {args.seeds} -->")
+    print(
+        f"<!-- {Path(args.features).name}: C={args.channels}, widths {args.width}, {args.epochs} epochs, "
+        f"seeds {args.seeds} -->"
+    )
     if args.experiment in VARIANTS:
         print(run_variants(args.experiment, data, args))
     else:
