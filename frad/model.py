@@ -8,6 +8,7 @@ Choices the paper leaves open (each also noted beside the code):
 - GFE sits at the output of every encoder module (its tiled global vector is concatenated, then fused
   back to C_i by a 1×1 conv), so the skip connections carry global context to every decoder scale.
 Options for the study of these choices (``scripts/diagnose.py``, ``docs/diagnosis.md``); defaults are the readings above:
+- ``gfe_modules``: which encoder modules are followed by GFE (§1.3 does not say where GFE sits).
 - ``skips``: which encoder modules feed the decoder through a skip connection (§1: all of them).
 - ``strides``: the stride of each encoder module (the bottleneck depth; default (1, 2, 2): 32² → 8²).
 - ``input_norm``: ``none`` (z as §1.1 defines it) or ``channel`` (z standardised per channel with train statistics
@@ -33,6 +34,7 @@ class ModelConfig:
     widths: tuple[int, int, int] = (256, 256, 256)
     gfe: bool = True
     gfe_grid: int = 4  # K of §1.3 (§2.3: K = 4)
+    gfe_modules: tuple[int, ...] = (1, 2, 3)  # encoder modules followed by GFE; paper silent on where: every one
     blocks_per_module: int = 3  # "3 modules × 3 BN layers" (§1)
     skips: tuple[int, ...] = (1, 2, 3)  # encoder modules with a skip to the decoder; §1: every module has one
     strides: tuple[int, int, int] = (1, 2, 2)  # per encoder module; paper silent: ResNet-style, bottleneck at 1/4
@@ -52,9 +54,13 @@ class ModelConfig:
         object.__setattr__(self, "strides", tuple(int(v) for v in strides))
         if self.input_norm not in ("none", "channel"):
             raise ConfigError(f"model.input_norm must be 'none' or 'channel', got {self.input_norm!r}")
+        gm = tuple(self.gfe_modules)
+        if not gm or any(isinstance(i, bool) or i not in (1, 2, 3) for i in gm) or len(set(gm)) != len(gm):
+            raise ConfigError(f"model.gfe_modules must be distinct encoder modules among 1, 2, 3, got {list(gm)}")
+        object.__setattr__(self, "gfe_modules", tuple(sorted(int(i) for i in gm)))
         if self.gfe:
             k2 = self.gfe_grid * self.gfe_grid
-            if self.gfe_grid < 1 or any(w % k2 for w in self.widths):
+            if self.gfe_grid < 1 or any(self.widths[i - 1] % k2 for i in self.gfe_modules):
                 raise ConfigError(
                     f"model.gfe_grid={self.gfe_grid}: every width in model.widths {list(self.widths)} "
                     f"must be divisible by K*K={k2} (eq. 6 compresses C_i to C_i/K²)"
@@ -79,7 +85,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("widths", "skips", "strides"):
+        for key in ("widths", "skips", "strides", "gfe_modules"):
             d[key] = list(d[key])
         return d
 
@@ -154,7 +160,9 @@ class ReconstructionNet(nn.Module):
         mode = {1: "same", 2: "down"}
         # Encoder: 3 modules × 3 bottlenecks; by default modules 2 and 3 downsample (stride 2).
         self.enc = nn.ModuleList([module(c, w1, mode[s1]), module(w1, w2, mode[s2]), module(w2, w3, mode[s3])])
-        self.gfe = nn.ModuleList([GFE(w, config.gfe_grid) for w in (w1, w2, w3)]) if config.gfe else None
+        at = config.gfe_modules
+        gfes = [GFE(w, config.gfe_grid) if i in at else nn.Identity() for i, w in enumerate((w1, w2, w3), 1)]
+        self.gfe = nn.ModuleList(gfes) if config.gfe else None
         # Decoder, symmetric: module 3' works at the deepest scale, 2' and 1' start with an upsampling
         # bottleneck (2×2 stride-2 transposed conv) where encoder modules 3 and 2 downsample, each after
         # [previous output ‖ skip] fused by a 1×1 conv (a module without a skip gets the previous output only).

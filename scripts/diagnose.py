@@ -173,6 +173,7 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
     "modules": [
         ("full (GFE + shuffle)", {}),
         ("no GFE", {"model": {"gfe": False}}),
+        ("GFE after module 3 only", {"model": {"gfe_modules": (3,)}}),
         ("no shuffle loss", {"train": {"ssl": False}}),
         ("neither", {"model": {"gfe": False}, "train": {"ssl": False}}),
     ],

@@ -9,7 +9,7 @@ import torch
 
 from frad.errors import ConfigError
 from frad.features import cosine_distance, fuse_features
-from frad.model import ModelConfig, ReconstructionNet
+from frad.model import GFE, ModelConfig, ReconstructionNet
 from frad.score import anomaly_maps, image_scores
 from frad.train import TrainConfig, channel_stats, load_model, save_model, train_model
 
@@ -36,6 +36,7 @@ def _paper_forward(net: ReconstructionNet, z: torch.Tensor) -> torch.Tensor:
 def test_default_config_is_the_paper_reading():
     cfg = ModelConfig()
     assert (cfg.skips, cfg.strides, cfg.input_norm, cfg.downsample) == ((1, 2, 3), (1, 2, 2), "none", 4)
+    assert cfg.gfe_modules == (1, 2, 3)
     assert ModelConfig(**cfg.to_dict()) == cfg  # round trip through the checkpoint dict
 
 
@@ -52,7 +53,7 @@ def test_default_network_equals_the_written_out_forward_and_has_no_extra_state()
 def test_explicit_defaults_train_and_score_bitwise_like_implicit_ones():
     train, test = _maps(6, 0), _maps(3, 1)
     tc = TrainConfig(epochs=2, batch_size=4, device="cpu")
-    explicit = ModelConfig(**SMALL, skips=[3, 2, 1], strides=[1, 2, 2], input_norm="none")
+    explicit = ModelConfig(**SMALL, skips=[3, 2, 1], strides=[1, 2, 2], input_norm="none", gfe_modules=[3, 1, 2])
     a = train_model(train, 32, ModelConfig(**SMALL), tc, progress=False)
     b = train_model(train, 32, explicit, tc, progress=False)
     assert a.history == b.history
@@ -70,6 +71,20 @@ def test_decoder_has_fusion_inputs_only_for_the_chosen_skips(skips):
         if fuse is not None:
             assert fuse[0].in_channels == 2 * 16  # [decoder output ‖ skip]
     assert net(torch.randn(2, 32, 16, 16)).shape == (2, 32, 16, 16)
+
+
+@pytest.mark.parametrize("at", [(3,), (1, 3)])
+def test_gfe_sits_only_after_the_chosen_encoder_modules(at):
+    net = ReconstructionNet(ModelConfig(**SMALL, gfe_modules=at))
+    for i, g in enumerate(net.gfe, 1):
+        assert isinstance(g, GFE) == (i in at)
+    assert net(torch.randn(1, 32, 16, 16)).shape == (1, 32, 16, 16)
+
+
+def test_gfe_width_check_covers_only_modules_with_gfe():
+    ModelConfig(in_channels=32, widths=(6, 6, 16), gfe_grid=2, gfe_modules=(3,))  # 6 is not divisible by K² = 4
+    with pytest.raises(ConfigError, match="model.gfe_grid"):
+        ModelConfig(in_channels=32, widths=(6, 6, 16), gfe_grid=2)
 
 
 def test_without_skips_the_output_depends_on_the_input_only_through_the_bottleneck():
@@ -149,6 +164,8 @@ def test_top_k_image_score_equals_numpy(k):
         ({"strides": (1, 3, 2)}, "model.strides"),
         ({"strides": (1, 2)}, "model.strides"),
         ({"input_norm": "layer"}, "model.input_norm"),
+        ({"gfe_modules": ()}, "model.gfe_modules"),
+        ({"gfe_modules": (4,)}, "model.gfe_modules"),
     ],
 )
 def test_bad_options_name_their_key(kwargs, key):
