@@ -7,6 +7,12 @@ Choices the paper leaves open (each also noted beside the code):
   (ResNet-style), so the decoder's two upsampling bottlenecks (2×2 stride-2 transposed conv) mirror them.
 - GFE sits at the output of every encoder module (its tiled global vector is concatenated, then fused
   back to C_i by a 1×1 conv), so the skip connections carry global context to every decoder scale.
+Options for the study of these choices (``scripts/diagnose.py``, ``docs/diagnosis.md``); defaults are the readings above:
+- ``gfe_modules``: which encoder modules are followed by GFE (§1.3 does not say where GFE sits).
+- ``skips``: which encoder modules feed the decoder through a skip connection (§1: all of them).
+- ``strides``: the stride of each encoder module (the bottleneck depth; default (1, 2, 2): 32² → 8²).
+- ``input_norm``: ``none`` (z as §1.1 defines it) or ``channel`` (z standardised per channel with train statistics
+  before the network and the cosine distance; not in the paper).
 """
 
 from __future__ import annotations
@@ -28,15 +34,33 @@ class ModelConfig:
     widths: tuple[int, int, int] = (256, 256, 256)
     gfe: bool = True
     gfe_grid: int = 4  # K of §1.3 (§2.3: K = 4)
+    gfe_modules: tuple[int, ...] = (1, 2, 3)  # encoder modules followed by GFE; paper silent on where: every one
     blocks_per_module: int = 3  # "3 modules × 3 BN layers" (§1)
+    skips: tuple[int, ...] = (1, 2, 3)  # encoder modules with a skip to the decoder; §1: every module has one
+    strides: tuple[int, int, int] = (1, 2, 2)  # per encoder module; paper silent: ResNet-style, bottleneck at 1/4
+    input_norm: str = "none"  # "channel": z standardised with train statistics; paper: z as is (eq. 8 on z)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if len(self.widths) != 3 or any(w < 4 for w in self.widths):
             raise ConfigError(f"model.widths must be three integers >= 4, got {list(self.widths)}")
+        skips = tuple(self.skips)
+        if any(isinstance(i, bool) or i not in (1, 2, 3) for i in skips) or len(set(skips)) != len(skips):
+            raise ConfigError(f"model.skips must be distinct encoder modules among 1, 2, 3, got {list(skips)}")
+        object.__setattr__(self, "skips", tuple(sorted(int(i) for i in skips)))
+        strides = tuple(self.strides)
+        if len(strides) != 3 or any(isinstance(v, bool) or v not in (1, 2) for v in strides):
+            raise ConfigError(f"model.strides must be three values, each 1 or 2, got {list(strides)}")
+        object.__setattr__(self, "strides", tuple(int(v) for v in strides))
+        if self.input_norm not in ("none", "channel"):
+            raise ConfigError(f"model.input_norm must be 'none' or 'channel', got {self.input_norm!r}")
+        gm = tuple(self.gfe_modules)
+        if not gm or any(isinstance(i, bool) or i not in (1, 2, 3) for i in gm) or len(set(gm)) != len(gm):
+            raise ConfigError(f"model.gfe_modules must be distinct encoder modules among 1, 2, 3, got {list(gm)}")
+        object.__setattr__(self, "gfe_modules", tuple(sorted(int(i) for i in gm)))
         if self.gfe:
             k2 = self.gfe_grid * self.gfe_grid
-            if self.gfe_grid < 1 or any(w % k2 for w in self.widths):
+            if self.gfe_grid < 1 or any(self.widths[i - 1] % k2 for i in self.gfe_modules):
                 raise ConfigError(
                     f"model.gfe_grid={self.gfe_grid}: every width in model.widths {list(self.widths)} "
                     f"must be divisible by K*K={k2} (eq. 6 compresses C_i to C_i/K²)"
@@ -45,7 +69,8 @@ class ModelConfig:
     @property
     def downsample(self) -> int:
         """Total stride of the encoder: the feature map must be divisible by it (and by it × K with GFE)."""
-        return 4
+        s1, s2, s3 = self.strides
+        return s1 * s2 * s3
 
     def check_input(self, height: int, width: int) -> None:
         """Fail early, naming the key, when the feature map cannot pass the network."""
@@ -53,14 +78,15 @@ class ModelConfig:
         if height % need or width % need:
             key = "model.gfe_grid" if self.gfe else "data.image_size"
             raise ConfigError(
-                f"{key}: a {height}x{width} feature map cannot be split by the encoder (stride 4)"
+                f"{key}: a {height}x{width} feature map cannot be split by the encoder (stride {self.downsample})"
                 + (f" and a {self.gfe_grid}x{self.gfe_grid} GFE grid at every scale" if self.gfe else "")
                 + f"; its sides must be multiples of {need}"
             )
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["widths"] = list(self.widths)
+        for key in ("widths", "skips", "strides", "gfe_modules"):
+            d[key] = list(d[key])
         return d
 
 
@@ -130,18 +156,52 @@ class ReconstructionNet(nn.Module):
         def module(cin: int, cout: int, first: str) -> nn.Sequential:
             return nn.Sequential(Bottleneck(cin, cout, first), *[Bottleneck(cout, cout) for _ in range(n - 1)])
 
-        # Encoder: 3 modules × 3 bottlenecks; modules 2 and 3 downsample (stride 2).
-        self.enc = nn.ModuleList([module(c, w1, "same"), module(w1, w2, "down"), module(w2, w3, "down")])
-        self.gfe = nn.ModuleList([GFE(w, config.gfe_grid) for w in (w1, w2, w3)]) if config.gfe else None
+        s1, s2, s3 = config.strides
+        mode = {1: "same", 2: "down"}
+        # Encoder: 3 modules × 3 bottlenecks; by default modules 2 and 3 downsample (stride 2).
+        self.enc = nn.ModuleList([module(c, w1, mode[s1]), module(w1, w2, mode[s2]), module(w2, w3, mode[s3])])
+        at = config.gfe_modules
+        gfes = [GFE(w, config.gfe_grid) if i in at else nn.Identity() for i, w in enumerate((w1, w2, w3), 1)]
+        self.gfe = nn.ModuleList(gfes) if config.gfe else None
         # Decoder, symmetric: module 3' works at the deepest scale, 2' and 1' start with an upsampling
-        # bottleneck (2×2 stride-2 transposed conv), each after [previous output ‖ skip] fused by a 1×1 conv.
+        # bottleneck (2×2 stride-2 transposed conv) where encoder modules 3 and 2 downsample, each after
+        # [previous output ‖ skip] fused by a 1×1 conv (a module without a skip gets the previous output only).
+        up = {1: "same", 2: "up"}
         self.dec3 = module(w3, w3, "same")
-        self.fuse2 = nn.Sequential(nn.Conv2d(w3 + w3, w3, 1, bias=False), nn.BatchNorm2d(w3), nn.ReLU(inplace=True))
-        self.dec2 = module(w3, w2, "up")
-        self.fuse1 = nn.Sequential(nn.Conv2d(w2 + w2, w2, 1, bias=False), nn.BatchNorm2d(w2), nn.ReLU(inplace=True))
-        self.dec1 = module(w2, w1, "up")
-        self.fuse0 = nn.Sequential(nn.Conv2d(w1 + w1, w1, 1, bias=False), nn.BatchNorm2d(w1), nn.ReLU(inplace=True))
+        self.fuse2 = self._fuse(w3, 3 in config.skips)
+        self.dec2 = module(w3, w2, up[s3])
+        self.fuse1 = self._fuse(w2, 2 in config.skips)
+        self.dec1 = module(w2, w1, up[s2])
+        self.fuse0 = self._fuse(w1, 1 in config.skips)
+        # A downsampling module 1 is mirrored by one upsampling bottleneck before the head (no skip is left there).
+        self.up0 = Bottleneck(w1, w1, "up") if s1 == 2 else None
         self.head = nn.Conv2d(w1, c, 1)  # back to C: ẑ is compared with z by cosine distance, no activation
+        if config.input_norm == "channel":  # train statistics, set by frad.train before the first step
+            self.register_buffer("z_mean", torch.zeros(1, c, 1, 1))
+            self.register_buffer("z_std", torch.ones(1, c, 1, 1))
+
+    @staticmethod
+    def _fuse(width: int, skip: bool) -> nn.Module | None:
+        """1×1 conv fusing [previous output ‖ skip] back to ``width`` channels (§1); None without a skip."""
+        if not skip:
+            return None
+        return nn.Sequential(nn.Conv2d(2 * width, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+
+    @staticmethod
+    def _join(fuse: nn.Module | None, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return x if fuse is None else fuse(torch.cat([x, skip], dim=1))
+
+    @torch.no_grad()
+    def set_input_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-channel mean and std of the train z (``input_norm: channel``); (C,) tensors."""
+        self.z_mean.copy_(mean.view_as(self.z_mean))
+        self.z_std.copy_(std.view_as(self.z_std))
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """The z that is reconstructed and compared (eq. 8): z itself, or standardised per channel."""
+        if self.config.input_norm == "none":
+            return z
+        return (z - self.z_mean) / self.z_std
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -153,7 +213,9 @@ class ReconstructionNet(nn.Module):
             skips.append(x)
         e1, e2, e3 = skips
         x = self.dec3(e3)
-        x = self.dec2(self.fuse2(torch.cat([x, e3], dim=1)))
-        x = self.dec1(self.fuse1(torch.cat([x, e2], dim=1)))
-        x = self.fuse0(torch.cat([x, e1], dim=1))
+        x = self.dec2(self._join(self.fuse2, x, e3))
+        x = self.dec1(self._join(self.fuse1, x, e2))
+        x = self._join(self.fuse0, x, e1)
+        if self.up0 is not None:
+            x = self.up0(x)
         return self.head(x)

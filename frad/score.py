@@ -1,5 +1,6 @@
 """§1.5 Inference: per-position cosine distance, bilinear upsampling to the image size, Gaussian σ = 4,
-image score = max of the map. Everything runs batched on the model's device."""
+image score = max of the map (option: the mean of the k largest values). Everything runs batched on the model's
+device."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import ConfigError
 from .features import cosine_distance, fuse_features
 from .model import ReconstructionNet
 
@@ -68,15 +70,23 @@ def anomaly_maps(
     n = int(layer_maps[layers[0]].shape[0])
     out = torch.empty((n, image_size, image_size), dtype=torch.float32)
     model.eval()
+    normalize = getattr(model, "normalize", None) or (lambda z: z)  # any module mapping z to ẑ scores too
     for start in range(0, n, batch_size):
         batch = {l: layer_maps[l][start : start + batch_size].to(device, non_blocking=True) for l in layers}
-        z = fuse_features(batch, channels)
+        z = normalize(fuse_features(batch, channels))
         d = cosine_distance(z, model(z))  # eq. 8 per position
         out[start : start + len(d)] = to_image_maps(d, image_size, sigma).float().cpu()
     return out
 
 
-def image_scores(maps: torch.Tensor | np.ndarray) -> np.ndarray:
-    """A_sam = max of A_pix (§1.5)."""
-    m = torch.as_tensor(maps)
-    return m.flatten(1).amax(dim=1).numpy()
+def image_scores(maps: torch.Tensor | np.ndarray, top_k: int = 1) -> np.ndarray:
+    """A_sam = max of A_pix (§1.5); ``top_k`` > 1: the mean of the k largest values of each map instead
+    (paper: the max; option for the study of the image score, docs/diagnosis.md)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"score.top_k must be a positive integer, got {top_k!r}")
+    m = torch.as_tensor(maps).flatten(1)
+    if top_k == 1:
+        return m.amax(dim=1).numpy()
+    if top_k > m.shape[1]:
+        raise ConfigError(f"score.top_k={top_k} exceeds the {m.shape[1]} pixels of an anomaly map; lower it")
+    return m.topk(top_k, dim=1).values.mean(dim=1).numpy()

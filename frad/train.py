@@ -115,6 +115,23 @@ def epoch_mean(sums: torch.Tensor, batch_size: int, n: int, epoch: int, lr_key: 
     return (per_batch * weights[:, None]).sum(0) / n
 
 
+@torch.no_grad()
+def channel_stats(maps: Mapping[int, torch.Tensor], channels: int, bs: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and population std of the fused train z over all images and positions (float64 sums);
+    the std is floored at 1e-6 so a constant channel cannot divide by zero."""
+    n = int(next(iter(maps.values())).shape[0])
+    total = sq = None
+    count = 0
+    for s in range(0, n, bs):
+        z = fuse_features({l: m[s : s + bs] for l, m in maps.items()}, channels).double()
+        part, part_sq = z.sum(dim=(0, 2, 3)), z.square().sum(dim=(0, 2, 3))
+        total, sq = (part, part_sq) if total is None else (total + part, sq + part_sq)
+        count += z.shape[0] * z.shape[2] * z.shape[3]
+    mean = total / count
+    std = (sq / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-6)
+    return mean.float(), std.float()
+
+
 @dataclass
 class TrainResult:
     model: ReconstructionNet
@@ -159,6 +176,8 @@ def train_model(
     if config.ssl:
         check_grid(h, w, config.ssl_grid)
     model = ReconstructionNet(model_config).to(device)
+    if model_config.input_norm == "channel":
+        model.set_input_stats(*channel_stats(maps, channels, bs=config.batch_size))
     model.train()
     opt = Adam(model.parameters(), lr=config.lr, betas=config.betas)
     bs = min(config.batch_size, n)  # a batch larger than the train set is simply the whole set
@@ -175,7 +194,7 @@ def train_model(
         for step in range(steps):
             idx = order[step * bs : (step + 1) * bs]
             with torch.no_grad():
-                z = fuse_features({l: m[idx] for l, m in maps.items()}, channels)
+                z = model.normalize(fuse_features({l: m[idx] for l, m in maps.items()}, channels))
             if config.ssl:
                 z_prime = recombine(z, config.ssl_grid, perm=perms[step * bs : (step + 1) * bs])
                 # z and z' go through the network together (Fig. 1, both branches share weights).
@@ -225,6 +244,6 @@ def load_model(path, device: torch.device | str = "cpu") -> tuple[Reconstruction
     """Load a checkpoint written by :func:`save_model`; returns (model in eval mode, payload without weights)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     cfg = payload["model_config"]
-    model = ReconstructionNet(ModelConfig(**{**cfg, "widths": tuple(cfg["widths"])}))
+    model = ReconstructionNet(ModelConfig(**cfg))
     model.load_state_dict(payload.pop("state_dict"))
     return model.to(device).eval(), payload

@@ -1,0 +1,332 @@
+"""Study of the choices the paper leaves open (docs/diagnosis.md): why the reconstruction score trails a
+nearest-neighbour score on the same cached features.
+
+    python scripts/diagnose.py --features /work/runs/real/data/features/tire --experiment skips [--seeds 0 1 2]
+
+prints one Markdown table per experiment. Every row trains FRAD on the cached train maps (L = {2, 3}) and scores
+the cached test maps exactly as the pipeline does (§1.5: bilinear upsampling, Gaussian σ = 4, max of the map).
+Columns: image AUROC, pixel AUROC, AU-PRO (mean ± sample std over seeds), and on the fused 32×32 grid the mean
+cosine distance D_cos (eq. 8) at normal positions of good images, at defect positions (mask area ≥ 1/2) and their
+ratio (≈ 1: the network reconstructs defects as well as normal features), and the per-image grid maximum of D_cos
+averaged over the train images, the good test images and the defective test images; ``pasted/normal``: the copy
+test (``pasted_ratio``) with the train features of ``--foreign``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from frad import metrics  # noqa: E402
+from frad.cache import FeatureCache  # noqa: E402
+from frad.features import cosine_distance, fuse_features  # noqa: E402
+from frad.model import ModelConfig  # noqa: E402
+from frad.patchcore import PatchcoreConfig, fit_and_score  # noqa: E402
+from frad.score import anomaly_maps, image_scores, to_image_maps  # noqa: E402
+from frad.train import TrainConfig, channel_stats, train_model  # noqa: E402
+
+LAYERS = (2, 3)
+SIGMA = 4.0
+
+
+@dataclasses.dataclass
+class Data:
+    train: dict[int, torch.Tensor]
+    test: dict[int, torch.Tensor]
+    masks: np.ndarray  # (N, S, S) bool
+    labels: np.ndarray
+    image_size: int
+    grid_defect: torch.Tensor  # (N, h, w) bool: defect area ≥ 1/2 of the grid cell
+    grid_normal: torch.Tensor  # (N, h, w) bool: cells of good images
+    foreign: dict[int, torch.Tensor] | None = None  # train maps of another category (the copy test)
+
+
+def load(path: str, channels: int, foreign: str | None = None) -> Data:
+    cache = FeatureCache(path)
+    train, test = cache.layers("train", LAYERS), cache.layers("test", LAYERS)
+    masks, labels = cache.test_masks().astype(bool), cache.test_labels()
+    h, w = fuse_features({l: m[:1] for l, m in test.items()}, channels).shape[-2:]
+    area = F.adaptive_avg_pool2d(torch.from_numpy(masks).float()[:, None], (h, w))[:, 0]
+    normal = torch.from_numpy(labels == 0)[:, None, None].expand(-1, h, w)
+    other = FeatureCache(foreign).layers("train", LAYERS) if foreign else None
+    return Data(train, test, masks, labels, cache.image_size, area >= 0.5, normal.clone(), other)
+
+
+@torch.inference_mode()
+def pasted_ratio(model, data: Data, channels: int) -> float:
+    """Copy test: the central (h/4)² block of each good test z replaced by the same block of another category's z;
+    mean D_cos on the pasted block / mean D_cos of the unpasted good z. ≈ 1: foreign features are reconstructed
+    (copied) as well as normal ones."""
+    good = torch.from_numpy(data.labels == 0)
+    z = fuse_features({l: m[good] for l, m in data.test.items()}, channels)
+    n, _, h, w = z.shape
+    f = fuse_features({l: m[:n] for l, m in data.foreign.items()}, channels)
+    idx = torch.arange(n) % len(f)
+    ys, xs = slice(h // 2 - h // 8, h // 2 + h // 8), slice(w // 2 - w // 8, w // 2 + w // 8)
+    pasted = z.clone()
+    pasted[:, :, ys, xs] = f[idx][:, :, ys, xs]
+    d_clean = cosine_distance(model.normalize(z), model(model.normalize(z)))
+    d_pasted = cosine_distance(model.normalize(pasted), model(model.normalize(pasted)))
+    return float(d_pasted[:, ys, xs].mean() / d_clean.mean())
+
+
+def fmt(values: list[float]) -> str:
+    v = np.asarray(values, dtype=float)
+    if len(v) == 1:
+        return f"{v[0]:.3f}"
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
+
+
+@torch.inference_mode()
+def grid_distances(model, maps: dict[int, torch.Tensor], channels: int) -> torch.Tensor:
+    """D_cos per position of the fused grid (eq. 8) for every image of ``maps``: (N, h, w)."""
+    out = []
+    for s in range(0, len(next(iter(maps.values()))), 32):
+        z = model.normalize(fuse_features({l: m[s : s + 32] for l, m in maps.items()}, channels))
+        out.append(cosine_distance(z, model(z)))
+    return torch.cat(out)
+
+
+def evaluate(maps: torch.Tensor, d: torch.Tensor | None, data: Data, top_k: int = 1) -> dict[str, float]:
+    m = maps.numpy()
+    row = {
+        "image": metrics.image_auroc(image_scores(maps, top_k), data.labels),
+        "pixel": metrics.pixel_auroc(m, data.masks),
+        "pro": metrics.au_pro(m, data.masks, 0.3),
+    }
+    if d is not None:
+        row["d_norm"] = float(d[data.grid_normal].mean())
+        row["d_def"] = float(d[data.grid_defect].mean())
+        row["ratio"] = row["d_def"] / row["d_norm"]
+        row["mean_auroc"] = metrics.image_auroc(d.flatten(1).mean(1).numpy(), data.labels)
+        peak = d.flatten(1).amax(1).numpy()  # unblurred grid maximum per image
+        row["max_good"], row["max_bad"] = float(peak[data.labels == 0].mean()), float(peak[data.labels == 1].mean())
+    return row
+
+
+def train_eval(data: Data, args, seed: int, on_model: Callable | None = None, **over) -> dict[str, float]:
+    mc = {"in_channels": args.channels, "widths": (args.width,) * 3, **over.pop("model", {})}
+    tc = {"epochs": args.epochs, "seed": seed, "device": "cpu", **over.pop("train", {})}
+    result = train_model(data.train, args.channels, ModelConfig(**mc), TrainConfig(**tc), progress=False)
+    maps = anomaly_maps(result.model, data.test, args.channels, data.image_size, SIGMA)
+    row = evaluate(maps, grid_distances(result.model, data.test, args.channels), data, over.pop("top_k", 1))
+    row["loss"] = result.history[-1]["rec"]
+    if data.foreign is not None:
+        row["pasted"] = pasted_ratio(result.model, data, args.channels)
+    row["max_train"] = float(grid_distances(result.model, data.train, args.channels).flatten(1).amax(1).mean())
+    if on_model is not None:
+        on_model(result.model, maps, row)
+    return row
+
+
+def table(title: str, rows: list[tuple[str, list[dict]]], cols: tuple[str, ...]) -> str:
+    names = {
+        "image": "image AUROC",
+        "pixel": "pixel AUROC",
+        "pro": "AU-PRO",
+        "d_norm": "D_cos normal",
+        "d_def": "D_cos defect",
+        "ratio": "defect/normal",
+        "mean_auroc": "AUROC of mean D",
+        "loss": "train L_rec",
+        "max_train": "max D train",
+        "pasted": "pasted/normal",
+        "max_good": "max D good",
+        "max_bad": "max D defective",
+    }
+    lines = [f"### {title}", "", "| setting | seeds | " + " | ".join(names[c] for c in cols) + " |"]
+    lines.append("|---|---|" + "---|" * len(cols))
+    for label, runs in rows:
+        cells = [fmt([r[c] for r in runs]) if all(c in r for r in runs) else "—" for c in cols]
+        lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+FULL = (
+    "image",
+    "pixel",
+    "pro",
+    "d_norm",
+    "d_def",
+    "ratio",
+    "mean_auroc",
+    "loss",
+    "max_train",
+    "max_good",
+    "max_bad",
+    "pasted",
+)
+
+# experiment name → [(row label, overrides)]; overrides: model=..., train=..., top_k=...
+VARIANTS: dict[str, list[tuple[str, dict]]] = {
+    "baseline": [("FRAD (defaults)", {})],
+    "modules": [
+        ("full (GFE + shuffle)", {}),
+        ("no GFE", {"model": {"gfe": False}}),
+        ("GFE after module 3 only", {"model": {"gfe_modules": (3,)}}),
+        ("no shuffle loss", {"train": {"ssl": False}}),
+        ("neither", {"model": {"gfe": False}, "train": {"ssl": False}}),
+    ],
+    "skips": [
+        ("skips 1,2,3 (paper)", {}),
+        ("skips 2,3", {"model": {"skips": (2, 3)}}),
+        ("skip 3", {"model": {"skips": (3,)}}),
+        ("no skips", {"model": {"skips": ()}}),
+        ("no skips, no GFE", {"model": {"skips": (), "gfe": False}}),
+    ],
+    "capacity": [
+        ("widths 32", {"model": {"widths": (32, 32, 32)}}),
+        ("widths 64", {}),
+        ("widths 128", {"model": {"widths": (128, 128, 128)}}),
+    ],
+    "strides": [
+        ("strides 1,2,2 (32² → 8²)", {}),
+        ("strides 2,2,2 (32² → 4²)", {"model": {"strides": (2, 2, 2)}}),
+        ("strides 2,2,2, no skips", {"model": {"strides": (2, 2, 2), "skips": ()}}),
+    ],
+    "norm": [
+        ("z as is (paper)", {}),
+        ("z standardised per channel", {"model": {"input_norm": "channel"}}),
+    ],
+}
+
+
+def run_variants(name: str, data: Data, args) -> str:
+    rows = []
+    variants = VARIANTS[name]
+    for label, over in [variants[i] for i in args.rows] if args.rows else variants:
+        runs = []
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            runs.append(
+                train_eval(data, args, seed, **{k: dict(v) if isinstance(v, dict) else v for k, v in over.items()})
+            )
+            print(
+                f"  {label} seed {seed}: image {runs[-1]['image']:.3f} ({time.perf_counter() - t0:.0f} s)",
+                file=sys.stderr,
+            )
+        rows.append((label, runs))
+    return table(name, rows, FULL)
+
+
+def run_epochs(data: Data, args) -> str:
+    """One training (seed args.seeds[0]); every ``--every`` epochs the test set is scored."""
+    rows = []
+    holder = {}
+
+    def on_epoch(epoch: int, record: dict) -> None:
+        if epoch % args.every and epoch != args.epochs:
+            return
+        model = holder["model"]
+        model.eval()
+        maps = anomaly_maps(model, data.test, args.channels, data.image_size, SIGMA)
+        row = evaluate(maps, grid_distances(model, data.test, args.channels), data)
+        row["loss"] = record["rec"]
+        rows.append((f"epoch {epoch}", [row]))
+        model.train()
+
+    import frad.train as ft
+
+    original = ft.ReconstructionNet
+
+    class Spy(original):  # keeps a handle on the model being trained
+        def __init__(self, config):
+            super().__init__(config)
+            holder["model"] = self
+
+    ft.ReconstructionNet = Spy
+    try:
+        train_model(
+            data.train,
+            args.channels,
+            ModelConfig(in_channels=args.channels, widths=(args.width,) * 3),
+            TrainConfig(epochs=args.epochs, seed=args.seeds[0], device="cpu"),
+            progress=False,
+            on_epoch=on_epoch,
+        )
+    finally:
+        ft.ReconstructionNet = original
+    return table("D_cos on normal vs defect positions per epoch", rows, FULL)
+
+
+def run_score(data: Data, args) -> str:
+    """Image score max vs top-k mean on the same maps (FRAD per seed; the NN reference once)."""
+    ks = (1, 10, 100, 1000, 5000)
+    per_k: dict[int, list[dict]] = {k: [] for k in ks}
+
+    def collect(model, maps, row):
+        for k in ks:
+            per_k[k].append({"image": metrics.image_auroc(image_scores(maps, k), data.labels)})
+
+    full = [train_eval(data, args, seed, on_model=collect) for seed in args.seeds]
+    rows = [(f"FRAD, {'max' if k == 1 else f'top-{k} mean'}", per_k[k]) for k in ks]
+    if args.with_nn:
+        nn = nn_reference(data, args)
+        for k in ks:
+            row = {"image": metrics.image_auroc(image_scores(nn.maps, k), data.labels)}
+            rows.append((f"NN, {'max' if k == 1 else f'top-{k} mean'}", [row]))
+    head = table("FRAD (defaults)", [("FRAD (defaults)", full)], FULL)
+    return head + "\n\n" + table("image score: max of the blurred map vs top-k mean", rows, ("image",))
+
+
+def nn_reference(data: Data, args):
+    cfg = PatchcoreConfig(coreset=1.0, dims=args.channels, layers=LAYERS)
+    return fit_and_score(data.train, data.test, cfg, image_size=data.image_size, sigma=SIGMA)
+
+
+def run_nn(data: Data, args) -> str:
+    """Training-free references on the same features: 3×3-mean nearest neighbour (same-harness PatchCore, full
+    bank) and D_cos of each fused z to the mean train z (what a network that outputs the mean would score)."""
+    nn = nn_reference(data, args)
+    rows = [("NN, 3×3 mean, full bank (PatchCore harness)", [evaluate(nn.maps, None, data)])]
+    mean, _ = channel_stats(data.train, args.channels)
+    with torch.inference_mode():
+        z = fuse_features(data.test, args.channels)
+        d = cosine_distance(z, mean.view(1, -1, 1, 1).expand_as(z))
+    rows.append(("D_cos(z, mean train z)", [evaluate(to_image_maps(d, data.image_size, SIGMA), d, data)]))
+    return table("training-free references", rows, ("image", "pixel", "pro", "d_norm", "d_def", "ratio"))
+
+
+EXPERIMENTS = {"epochs": run_epochs, "score": run_score, "nn": run_nn}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--features", required=True, help="feature cache directory (frad.cache.FeatureCache)")
+    p.add_argument("--experiment", required=True, choices=sorted([*VARIANTS, *EXPERIMENTS]))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--every", type=int, default=5, help="epochs between evaluations (experiment epochs)")
+    p.add_argument("--rows", type=int, nargs="*", help="run only these rows (0-based) of a variants experiment")
+    p.add_argument("--with-nn", action="store_true", help="experiment score: also the NN reference (slow)")
+    p.add_argument("--foreign", help="feature cache of another category for the copy test (default: ../bottle)")
+    p.add_argument("--channels", type=int, default=128, help="C")
+    p.add_argument("--width", type=int, default=64, help="encoder module widths")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    foreign = args.foreign or Path(args.features).parent / "bottle"
+    use = Path(foreign).resolve() != Path(args.features).resolve() and (Path(foreign) / "meta.json").is_file()
+    data = load(args.features, args.channels, str(foreign) if use else None)
+    print(
+        f"<!-- {Path(args.features).name}: C={args.channels}, widths {args.width}, {args.epochs} epochs, "
+        f"seeds {args.seeds} -->"
+    )
+    if args.experiment in VARIANTS:
+        print(run_variants(args.experiment, data, args))
+    else:
+        print(EXPERIMENTS[args.experiment](data, args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
