@@ -165,6 +165,24 @@ def _layer_variants(key: str, v: Any) -> list[str]:
     return v
 
 
+def _modules(allow_empty: bool) -> Callable[[str, Any], Any]:
+    """A set of encoder modules drawn from 1, 2, 3 (frad.model.ModelConfig checks it again)."""
+
+    def check(key: str, v: Any) -> list[int]:
+        ok = isinstance(v, list) and (v or allow_empty) and len(set(map(str, v))) == len(v)
+        if not ok or any(isinstance(i, bool) or i not in (1, 2, 3) for i in v):
+            raise ConfigError(f"{key} must be a list of distinct encoder modules among 1, 2, 3, got {v!r}")
+        return sorted(v)
+
+    return check
+
+
+def _strides(key: str, v: Any) -> list[int]:
+    if not isinstance(v, list) or len(v) != 3 or any(isinstance(i, bool) or i not in (1, 2) for i in v):
+        raise ConfigError(f"{key} must be three values, each 1 or 2 (stride of each encoder module), got {v!r}")
+    return v
+
+
 def _seeds(key: str, v: Any) -> list[int]:
     if not isinstance(v, list) or not v:
         raise ConfigError(f"{key} must be a non-empty list of seeds (integers >= 0), got {v!r}")
@@ -210,7 +228,15 @@ SCHEMA: dict[str, Any] = {
         "channels_last": _bool,
     },
     "features": {"layers": _layers, "channels": _int(1), "cache_layers": _layers, "batch_size": _int(1)},
-    "model": {"gfe": _bool, "grid": _int(1), "widths": _widths},
+    "model": {
+        "gfe": _bool,
+        "grid": _int(1),
+        "widths": _widths,
+        "gfe_modules": _modules(allow_empty=False),
+        "skips": _modules(allow_empty=True),
+        "strides": _strides,
+        "input_norm": _choice("none", "channel"),
+    },
     "ssl": {"enabled": _bool, "lambda": _float(0.0), "grid": _int(1)},
     "train": {
         "epochs": _int(1),
@@ -225,6 +251,7 @@ SCHEMA: dict[str, Any] = {
         "pro_limit": _float(0.0, 1.0, lo_open=True),
         "batch_size": _int(1),
         "n_figures": _int(0),
+        "top_k": _int(1),
     },
     "ablation": {"layers": _layer_variants},
     "baselines": {
@@ -342,6 +369,10 @@ class ModelParams:
     gfe: bool
     grid: int
     widths: tuple[int, int, int]
+    gfe_modules: tuple[int, ...]
+    skips: tuple[int, ...]
+    strides: tuple[int, int, int]
+    input_norm: str
 
 
 @dataclass(frozen=True)
@@ -367,6 +398,7 @@ class ScoreParams:
     pro_limit: float
     batch_size: int
     n_figures: int
+    top_k: int
 
 
 @dataclass(frozen=True)
@@ -490,11 +522,13 @@ def _cross_checks(p: Params) -> None:
                 f"{key} uses layer {missing[0]}, which features.cache_layers {sorted(cache)} does not store; add it there"
             )
         side = feature_map_side(d.image_size, layers)
-        need_model = 4 * p.model.grid
+        stride = math.prod(p.model.strides)
+        need_model = stride * p.model.grid
         if side % need_model:
             raise ConfigError(
                 f"model.grid={p.model.grid} does not fit {key}: the {side}x{side} feature map must be a multiple of "
-                f"4*K={need_model} (encoder stride 4, then a KxK GFE grid); change model.grid or data.image_size"
+                f"{stride}*K={need_model} (encoder stride {stride}, model.strides, then a KxK GFE grid); "
+                "change model.grid, model.strides or data.image_size"
             )
         if side % 4:
             raise ConfigError(f"data.image_size={d.image_size}: the {side}x{side} map of {key} must be a multiple of 4")

@@ -110,7 +110,7 @@ def run(params: Params, category: str, variant: str, seed: int) -> dict:
         params.score.batch_size,
     ).numpy()
     info = {"layers": payload["layers"], "gfe": payload["model_config"]["gfe"], "ssl": payload["train_config"]["ssl"]}
-    return evaluate(params, category, variant, seed, maps, image_scores(maps), cache, info)
+    return evaluate(params, category, variant, seed, maps, image_scores(maps, params.score.top_k), cache, info)
 
 
 def _thumbnail(path, size: int) -> np.ndarray:

@@ -22,7 +22,14 @@ def configs(params: Params, variant_name: str, seed: int) -> tuple[Variant, Mode
     v = params.variant(variant_name)
     m, s, t = params.model, params.ssl, params.train
     model_config = ModelConfig(
-        in_channels=params.features.channels, widths=m.widths, gfe=v.gfe, gfe_grid=m.grid if v.gfe else 1
+        in_channels=params.features.channels,
+        widths=m.widths,
+        gfe=v.gfe,
+        gfe_grid=m.grid if v.gfe else 1,
+        gfe_modules=m.gfe_modules if v.gfe else (1, 2, 3),
+        skips=m.skips,
+        strides=m.strides,
+        input_norm=m.input_norm,
     )
     train_config = TrainConfig(
         epochs=t.epochs,

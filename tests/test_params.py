@@ -196,6 +196,13 @@ TYPES = {
     "bool_for_int": (changed(train__epochs=True), "train.epochs must be an integer, got True"),
     "bool_for_int_seed": (changed(train__seeds=[0, False]), "train.seeds[1] must be an integer, got False"),
     "seeds_empty": (changed(train__seeds=[]), "train.seeds must be a non-empty list"),
+    "strides_3": (changed(model__strides=[1, 3, 2]), "model.strides must be three values, each 1 or 2"),
+    "skips_4": (changed(model__skips=[1, 4]), "model.skips must be a list of distinct encoder modules"),
+    "gfe_modules_empty": (changed(model__gfe_modules=[]), "model.gfe_modules must be a list of distinct"),
+    "input_norm": (changed(model__input_norm="batch"), "model.input_norm must be one of none, channel"),
+    "top_k_0": (changed(score__top_k=0), "score.top_k must be >= 1"),
+    "strides_too_deep": (changed(model__strides=[2, 2, 2], model__grid=8, model__widths=[64, 64, 64]),
+                         "encoder stride 8", "model.strides"),
     "seeds_twice": (changed(train__seeds=[0, 1, 0]), "train.seeds lists seed 0 more than once"),
     "unknown_method": (
         changed(baselines__methods=["padim", "patchcor"]),
