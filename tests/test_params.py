@@ -201,8 +201,11 @@ TYPES = {
     "gfe_modules_empty": (changed(model__gfe_modules=[]), "model.gfe_modules must be a list of distinct"),
     "input_norm": (changed(model__input_norm="batch"), "model.input_norm must be one of none, channel"),
     "top_k_0": (changed(score__top_k=0), "score.top_k must be >= 1"),
-    "strides_too_deep": (changed(model__strides=[2, 2, 2], model__grid=8, model__widths=[64, 64, 64]),
-                         "encoder stride 8", "model.strides"),
+    "strides_too_deep": (
+        changed(model__strides=[2, 2, 2], model__grid=8, model__widths=[64, 64, 64]),
+        "encoder stride 8",
+        "model.strides",
+    ),
     "seeds_twice": (changed(train__seeds=[0, 1, 0]), "train.seeds lists seed 0 more than once"),
     "unknown_method": (
         changed(baselines__methods=["padim", "patchcor"]),
