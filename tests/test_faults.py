@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -96,6 +97,8 @@ def run_in_process(ws: Path, variants=VARIANTS, categories=(CAT,)) -> None:
                     train.run(params, cat, v, 0)
                 for v in variants:
                     score.run(params, cat, v, 0)
+                for method in params.baselines.methods:  # the same-harness baselines, as DVC would run them
+                    importlib.import_module(f"pipeline.{method}").run(params, cat, 0)
             report.run([])
     finally:
         torch.set_num_threads(threads)
@@ -485,6 +488,7 @@ def test_all_good_test_set_scores_null_with_reason_and_report_shows_na(tmp_path)
     assert "no defect pixels" in full["undefined"]["pro"]
     metrics = json.loads((ws / "reports" / "metrics.json").read_text())
     assert metrics["image_auroc"] is None and metrics["pixel_auroc"] is None and metrics["pro"] is None
+    assert all(v is None for m in ("padim", "patchcore", "rd") for v in metrics["methods"][m].values())
     tables = (ws / "reports" / "tables.md").read_text()
     assert "n/a" in tables and "all test images are normal" in tables and "no defect pixels" in tables
     assert not re.search(r"\bnan\b", tables, re.IGNORECASE)

@@ -85,7 +85,7 @@ def test_queued_sweep_extracts_once_and_computes_features_once(baseline):
     for name, log in logs.items():
         ran_there = set(RUNNING.findall(log))
         assert "download" not in ran_there and "features@bottle" not in ran_there, (name, sorted(ran_there))
-        assert "train@bottle-full" in ran_there  # the swept key did rerun what depends on it
+        assert "train@bottle-full-0" in ran_there  # the swept key did rerun what depends on it
     exps = experiments(ws)
     assert sorted(ssl_lambda(exps[n]) for n in names) == [0.05, 0.2]
     for name in names:
