@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -10,6 +11,10 @@ import sys
 from pathlib import Path
 
 import yaml
+
+BASE: dict = yaml.safe_load((Path(__file__).resolve().parent.parent / "params.yaml").read_text())
+"""The project's params.yaml, as a plain dict."""
+DELETE = object()  # marker for changed(): remove the key
 
 # Tiny but complete: 1 synthetic category, all stages and baselines, 1 epoch, EfficientNet-Lite0 ImageNet weights.
 TINY = {
@@ -106,3 +111,18 @@ def bash_blocks(markdown: str, heading: str) -> list[str]:
     section = markdown.split(heading + "\n", 1)[1]
     section = re.split(r"^#{2,6} ", section, maxsplit=1, flags=re.M)[0]
     return re.findall(r"^```bash\n(.*?)^```", section, flags=re.M | re.S)
+
+
+def changed(base: dict | None = None, **dotted) -> dict:
+    """A deep copy of the project's params (or ``base``) with ``a__b__c=value`` changes (``__`` for the dots)."""
+    raw = copy.deepcopy(BASE if base is None else base)
+    for key, value in dotted.items():
+        *parents, last = key.split("__")
+        node = raw
+        for k in parents:
+            node = node[k]
+        if value is DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return raw

@@ -18,30 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_utils import TINY, env
+from pipeline_utils import BASE, DELETE, TINY, changed, env
 
 from frad.errors import ConfigError
 from pipeline.params import load_params, validate_params
 from pipeline.workspace import make_workspace
 
 PROJECT = Path(__file__).resolve().parent.parent
-BASE: dict = yaml.safe_load((PROJECT / "params.yaml").read_text())
-DELETE = object()  # marker: remove the key
-
-
-def changed(base: dict | None = None, **dotted) -> dict:
-    """A deep copy of the project's params with ``a__b__c=value`` changes (``__`` for the dots)."""
-    raw = copy.deepcopy(BASE if base is None else base)
-    for key, value in dotted.items():
-        *parents, last = key.split("__")
-        node = raw
-        for k in parents:
-            node = node[k]
-        if value is DELETE:
-            del node[last]
-        else:
-            node[last] = value
-    return raw
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:

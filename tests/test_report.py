@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from pipeline_utils import DELETE, changed
 
 from frad.curves import CURVES, compute_curves
 from frad.errors import ConfigError, DataError
@@ -22,11 +22,9 @@ from pipeline import paper, report
 from pipeline.params import LAYER_VARIANT, MODULE_VARIANTS, Params, layers_of, validate_params
 
 PROJECT = Path(__file__).resolve().parent.parent
-BASE: dict = yaml.safe_load((PROJECT / "params.yaml").read_text())
 PAPER_TEXT = PROJECT.parent / "shared" / "paper" / "frad-paper.txt"
 METRICS = paper.METRICS
 ANOMALOUS_ONLY = "all test images are anomalous: image AUROC is undefined"
-DELETE = object()  # marker for changed(): remove the key
 
 # Per-category metrics (image AUROC, pixel AUROC, PRO): carpet and grid are MVTec textures (built in, data.textures
 # is empty), bottle an MVTec object, widget / blank objects the paper does not have; blank's image AUROC is undefined.
@@ -64,21 +62,6 @@ BASELINES = {
         "blank": (None, 0.9500, 0.8400),
     },
 }
-
-
-def changed(**dotted) -> dict:
-    """A deep copy of the project's params.yaml with ``a__b=value`` changes (``__`` for the dots)."""
-    raw = copy.deepcopy(BASE)
-    for key, value in dotted.items():
-        *parents, last = key.split("__")
-        node = raw
-        for k in parents:
-            node = node[k]
-        if value is DELETE:
-            del node[last]
-        else:
-            node[last] = value
-    return raw
 
 
 def make_params(**dotted) -> Params:
