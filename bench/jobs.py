@@ -291,7 +291,7 @@ def job_train(settings: Settings, malloc: bool = False) -> dict[str, Any]:
                 model_config,
                 config,
                 progress=False,
-                on_epoch=lambda e, r: marks.append(time.perf_counter()),
+                on_epoch=lambda e, r, m: marks.append(time.perf_counter()),
             ),
             1,
             dev,

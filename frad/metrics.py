@@ -361,3 +361,18 @@ def try_metric(fn: Callable[..., float], *args: Any, **kwargs: Any) -> tuple[flo
         return float(fn(*args, **kwargs)), None
     except UndefinedMetricError as err:
         return None, str(err)
+
+
+def measure(maps: Any, scores: Any, labels: Any, masks: Any, pro_limit: float = 0.3) -> dict:
+    """Image AUROC, pixel AUROC and AU-PRO up to ``pro_limit`` of (N, H, W) maps and (N,) image scores; an
+    undefined metric is None with its reason under ``"undefined"``. Every method is compared by these."""
+    result: dict = {"undefined": {}}
+    for name, value, reason in (
+        ("image_auroc", *try_metric(image_auroc, scores, labels)),
+        ("pixel_auroc", *try_metric(pixel_auroc, maps, masks)),
+        ("pro", *try_metric(au_pro, maps, masks, fpr_limit=pro_limit)),
+    ):
+        result[name] = value
+        if reason is not None:
+            result["undefined"][name] = reason
+    return result

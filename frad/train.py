@@ -148,9 +148,12 @@ def train_model(
     config: TrainConfig,
     *,
     progress: bool = True,
-    on_epoch: Callable[[int, dict], None] | None = None,
+    on_epoch: Callable[[int, dict, ReconstructionNet], None] | None = None,
 ) -> TrainResult:
     """Train the reconstruction network on cached per-layer backbone maps of the normal train images.
+
+    ``on_epoch(epoch, record, model)`` runs after each epoch; it may score the model (training resumes in
+    train mode, and scoring draws no random numbers, so the training itself is unchanged; tested).
 
     ``layer_maps``: {layer: (N, C_l, H_l, W_l)} (fp16 or fp32, CPU); moved to the device once and fused
     batch by batch there (§1.1), so a step costs no disk read, no decoding and no backbone forward.
@@ -216,7 +219,8 @@ def train_model(
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.4f}")
         if on_epoch is not None:
-            on_epoch(epoch + 1, record)
+            on_epoch(epoch + 1, record, model)
+            model.train()
     model.eval()
     return TrainResult(model=model, history=history)
 

@@ -54,16 +54,8 @@ def evaluate(
         **info,
         "n_test": int(len(labels)),
         "n_defect": int(labels.sum()),
-        "undefined": {},
     }
-    for name, value, reason in (
-        ("image_auroc", *metrics.try_metric(metrics.image_auroc, scores, labels)),
-        ("pixel_auroc", *metrics.try_metric(metrics.pixel_auroc, maps, masks)),
-        ("pro", *metrics.try_metric(metrics.au_pro, maps, masks, fpr_limit=sc.pro_limit)),
-    ):
-        result[name] = value
-        if reason is not None:
-            result["undefined"][name] = reason
+    result.update(metrics.measure(maps, scores, labels, masks, sc.pro_limit))
     result.update(names=cache.test_names, labels=labels.tolist(), image_scores=[float(s) for s in scores])
     log.info(
         "%s/%s seed %d: image AUROC %s, pixel AUROC %s, PRO %s",

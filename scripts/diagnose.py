@@ -222,40 +222,23 @@ def run_variants(name: str, data: Data, args) -> str:
 def run_epochs(data: Data, args) -> str:
     """One training (seed args.seeds[0]); every ``--every`` epochs the test set is scored."""
     rows = []
-    holder = {}
 
-    def on_epoch(epoch: int, record: dict) -> None:
+    def on_epoch(epoch: int, record: dict, model) -> None:
         if epoch % args.every and epoch != args.epochs:
             return
-        model = holder["model"]
-        model.eval()
         maps = anomaly_maps(model, data.test, args.channels, data.image_size, SIGMA)
         row = evaluate(maps, grid_distances(model, data.test, args.channels), data)
         row["loss"] = record["rec"]
         rows.append((f"epoch {epoch}", [row]))
-        model.train()
 
-    import frad.train as ft
-
-    original = ft.ReconstructionNet
-
-    class Spy(original):  # keeps a handle on the model being trained
-        def __init__(self, config):
-            super().__init__(config)
-            holder["model"] = self
-
-    ft.ReconstructionNet = Spy
-    try:
-        train_model(
-            data.train,
-            args.channels,
-            ModelConfig(in_channels=args.channels, widths=(args.width,) * 3),
-            TrainConfig(epochs=args.epochs, seed=args.seeds[0], device="cpu"),
-            progress=False,
-            on_epoch=on_epoch,
-        )
-    finally:
-        ft.ReconstructionNet = original
+    train_model(
+        data.train,
+        args.channels,
+        ModelConfig(in_channels=args.channels, widths=(args.width,) * 3),
+        TrainConfig(epochs=args.epochs, seed=args.seeds[0], device="cpu"),
+        progress=False,
+        on_epoch=on_epoch,
+    )
     return table("D_cos on normal vs defect positions per epoch", rows, FULL)
 
 
