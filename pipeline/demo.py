@@ -29,6 +29,7 @@ DEMO_PARAMS = {
     # position-dependent normal appearance (after 40 its good images still score like defects).
     "train.epochs": 60,
     "train.device": "cpu",
+    "choices.categories": [],  # no open-choices study items (the study is off by default anyway)
     "ablation.layers": ["L3"],  # Table 4 with one extra layer set (L1 trains on 4x larger maps: slowest stages)
     # Same-harness baselines sized for Lite0's 24/40/112 channels (the defaults are WRN50-2's).
     "baselines.padim": {"d": 100, "eps": 0.01},

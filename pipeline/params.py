@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence, get_type_hints
 
@@ -22,7 +22,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 BACKBONE_NAMES = ("tf_efficientnet_lite0", "wide_resnet50_2")  # = frad.backbone.BACKBONES (tested); no timm import here
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LAYER_VARIANT = re.compile(r"^L([123]+)$")
-BASELINES = ("padim", "patchcore", "rd")  # same-harness comparison methods (frad/<name>.py, pipeline/<name>.py)
+BASELINES = ("padim", "patchcore", "rd")
+CHOICE_KEYS = ("model.gfe_modules", "model.skips", "model.strides", "model.input_norm", "model.widths", "score.top_k")
+"""The open choices (paper silent; docs/diagnosis.md) a ``choices.variants`` entry may change."""  # same-harness comparison methods (frad/<name>.py, pipeline/<name>.py)
 MODULE_VARIANTS: dict[str, tuple[bool, bool]] = {
     "baseline": (False, False),
     "gfe": (True, False),
@@ -203,6 +205,41 @@ def _methods(key: str, v: Any) -> list[str]:
     return v
 
 
+def _leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``{"model": {"widths": [8, 8, 8]}}`` -> ``[("model.widths", [8, 8, 8])]``."""
+    if not isinstance(node, dict) or not node:
+        return [(prefix, node)] if prefix else []
+    return [leaf for k, v in node.items() for leaf in _leaves(v, f"{prefix}.{k}" if prefix else str(k))]
+
+
+def _variants(key: str, v: Any) -> dict[str, tuple[str, Any] | None]:
+    """``{name: {section: {key: value}}}``: each entry changes one open choice; ``{}`` = params as they are."""
+    if not isinstance(v, dict) or not v:
+        raise ConfigError(
+            f"{key} must be a mapping of names to one changed open choice, e.g. gfe-bottleneck: {{model: "
+            f"{{gfe_modules: [3]}}}} ({{}} for the params as they are), got {v!r}"
+        )
+    out: dict[str, tuple[str, Any] | None] = {}
+    for name, change in v.items():
+        _names()(key, [name])
+        if change is not None and not isinstance(change, dict):
+            raise ConfigError(
+                f"{key}.{name} must be a mapping such as {{model: {{strides: [2, 2, 2]}}}}, got {change!r}"
+            )
+        leaves = _leaves(change or {})
+        if len(leaves) > 1:
+            raise ConfigError(f"{key}.{name} changes {leaves[0][0]} and {leaves[1][0]}; one open choice per entry")
+        if not leaves:
+            out[name] = None
+            continue
+        dotted, value = leaves[0]
+        if dotted not in CHOICE_KEYS:
+            raise ConfigError(f"{key}.{name}: {dotted} is not an open choice; choose from {', '.join(CHOICE_KEYS)}")
+        section, field_name = dotted.split(".")
+        out[name] = (dotted, SCHEMA[section][field_name](f"{key}.{name}.{dotted}", value))
+    return out
+
+
 SCHEMA: dict[str, Any] = {
     "data": {
         "source": _choice(*SOURCES),
@@ -267,6 +304,7 @@ SCHEMA: dict[str, Any] = {
         },
         "rd": {"epochs": _int(1), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "betas": _betas},
     },
+    "choices": {"enabled": _bool, "categories": _names(allow_empty=True), "variants": _variants},
 }
 OPTIONAL: dict[str, Any] = {"data.textures": []}
 """Keys that may be left out of params.yaml, with their default."""
@@ -439,6 +477,14 @@ class BaselinesParams:
 
 
 @dataclass(frozen=True)
+class ChoicesParams:
+    enabled: bool
+    categories: tuple[str, ...]
+    variants: dict[str, tuple[str, Any] | None]
+    """name -> (dotted open-choice key, value), or None for the params as they are."""
+
+
+@dataclass(frozen=True)
 class Variant:
     """A FRAD model the pipeline trains: its layer set and modules (Tables 3 and 4)."""
 
@@ -461,6 +507,20 @@ class Params:
     score: ScoreParams
     ablation: AblationParams
     baselines: BaselinesParams
+    choices: ChoicesParams
+
+    def with_choice(self, name: str) -> Params:
+        """These params with the open choice of ``choices.variants.<name>`` applied (the study's model)."""
+        if name not in self.choices.variants:
+            raise ConfigError(
+                f"unknown choices variant {name!r}; choices.variants has {', '.join(self.choices.variants)}"
+            )
+        change = self.choices.variants[name]
+        if change is None:
+            return self
+        (section, key), value = change[0].split("."), change[1]
+        value = tuple(value) if isinstance(value, list) else value
+        return replace(self, **{section: replace(getattr(self, section), **{key: value})})
 
     def variant(self, name: str) -> Variant:
         """full = the main model as params say; baseline/gfe/shuffle fix the two modules (Table 3);
@@ -552,9 +612,31 @@ def _cross_checks(p: Params) -> None:
             )
 
 
+def _check_choices(p: Params) -> None:
+    """The study runs on categories the pipeline prepares, and each variant is a valid main model."""
+    if p.choices.enabled and not p.choices.categories:
+        raise ConfigError("choices.enabled is true but choices.categories is empty; list development categories there")
+    missing = [c for c in p.choices.categories if c not in p.data.categories]
+    if missing:
+        raise ConfigError(
+            f"choices.categories lists {missing[0]}, which is not in data.categories; the study reuses that "
+            "category's cached features: add it there or remove it from choices.categories ([] runs no study)"
+        )
+    main_only = replace(p.ablation, layers=())  # the study trains the main layer set only
+    for name, change in p.choices.variants.items():
+        if change is None or not p.choices.enabled:  # an entry that fits no model matters only when it trains
+            continue
+        q = replace(p.with_choice(name), ablation=main_only, baselines=replace(p.baselines, methods=()))
+        try:
+            _cross_checks(q)
+        except ConfigError as err:
+            raise ConfigError(f"choices.variants.{name} ({change[0]}={change[1]!r}): {err}") from None
+
+
 def validate_params(raw: Any) -> Params:
     params = _build(Params, _validate(SCHEMA, raw, ""))
     _cross_checks(params)
+    _check_choices(params)
     return params
 
 

@@ -198,10 +198,10 @@ def delta(ours_shown: str, paper_value: float) -> str:
 
 
 def within_noise(a: Stat, b: Stat) -> bool:
-    """|a − b| smaller than the combined standard deviation √(σa² + σb²) of the two rows."""
+    """|a − b| at most the combined standard deviation √(σa² + σb²) of the two rows."""
     if a.mean is None or b.mean is None or a.std is None or b.std is None:
         return False
-    return abs(a.mean - b.mean) < math.hypot(a.std, b.std)
+    return abs(a.mean - b.mean) <= math.hypot(a.std, b.std)
 
 
 class Notes:

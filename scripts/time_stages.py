@@ -1,9 +1,11 @@
 """Wall time of the real pipeline stages for one category, without DVC: a scratch workspace (code +
 params.yaml with overrides, as the demo makes it), then prepare → features → train → score and the
-same-harness baselines (padim, patchcore, rd) run one after the other as `python -m pipeline.<stage>`
-exactly as dvc.yaml calls them.
+same-harness baselines (padim, patchcore, rd) and, with --choices, items of the open-choices study (training
+with the test set scored after every epoch) run one after the other as `python -m pipeline.<stage>` exactly as
+dvc.yaml calls them.
 
-    python scripts/time_stages.py [--dest DIR] [--variant full] [--baselines padim,patchcore,rd] [--set key=value ...]
+    python scripts/time_stages.py [--dest DIR] [--variant full] [--baselines padim,patchcore,rd]
+                                  [--choices paper,...] [--set key=value ...]
 
 Default: one synthetic category of MVTec-bottle size (209 train, 20 good + 3×21 defective test
 images) at 256², WRN50-2 with random weights (no ImageNet file needed), the paper's model and
@@ -69,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         default=list(BASELINES),
         help=f"baseline stages to time after score, comma-separated ('' = none; default: {','.join(BASELINES)})",
     )
+    ap.add_argument(
+        "--choices",
+        type=lambda text: [t for t in text.replace(" ", "").split(",") if t],
+        default=[],
+        help="choices.variants entries to time as `choice` items, comma-separated (default: none)",
+    )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override (YAML value)")
     args = ap.parse_args(argv)
     overrides = dict(DEFAULTS)
@@ -77,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             ap.error(f"--set wants key=value, got {item!r}")
         overrides[key] = yaml.safe_load(value)
+    category = overrides["data.categories"][0]
+    if args.choices:
+        overrides.setdefault("choices.enabled", True)
+        overrides.setdefault("choices.categories", [category])
     dest = Path(args.dest) if args.dest else Path(tempfile.mkdtemp(prefix="frad-stages-")) / "ws"
     make_workspace(dest, overrides, git=False)
-    category = overrides["data.categories"][0]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
     stages = [
         ("prepare", [category]),
@@ -87,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         ("train", [category, args.variant, "0"]),
         ("score", [category, args.variant, "0"]),
         *((method, [category, "0"]) for method in args.baselines),
+        *(("choice", [category, name, "0"]) for name in args.choices),
     ]
     rows = []
     for stage, stage_args in stages:

@@ -322,5 +322,13 @@ def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, mon
     for method in (padim, patchcore, rd):
         assert 0 <= method.run(params, category, 0)["pixel_auroc"] <= 1
     assert forwards == [], "a baseline ran the backbone"
+
+    # every open-choices study item (one choice changed, scored after each epoch) trains on the same cache
+    from pipeline import choice
+
+    study = variant(**{"choices.enabled": True, "choices.categories": [category]})
+    for name in study.choices.variants:
+        assert len(choice.run(study, category, name, 0)["epochs"]) == study.train.epochs
+    assert forwards == [], "a study item ran the backbone"
     assert snapshot(cache_dir) == before, "the per-layer cache files were rewritten or changed"
     assert sorted(p.name for p in (ws / "data" / "features").iterdir()) == [category]

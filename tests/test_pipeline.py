@@ -12,6 +12,7 @@ from pipeline.workspace import make_workspace
 
 pytestmark = pytest.mark.slow
 CATS = ["tile"]
+REPORTS = ["report", "choices_report"]  # both read data/scores (choices_report: the study is off here, no items)
 SHUFFLE_TRAIN = {"train": ["full"], "train_shuffle": ["shuffle"], "train_layers": ["L3"]}
 SHUFFLE_SCORE = {"score": ["full", "shuffle"], "score_layers": ["L3"]}
 ALL_TRAIN = {
@@ -44,7 +45,9 @@ def ws(built, tmp_path):
 
 def test_clean_repro_runs_every_stage_and_writes_every_table(built):
     ws, ran = built
-    expected = stages(["download", "report"], CATS, {}) | {f"{s}@{c}" for s in ("prepare", "features") for c in CATS}
+    expected = stages(["download", "report", "choices_report"], CATS, {}) | {
+        f"{s}@{c}" for s in ("prepare", "features") for c in CATS
+    }
     expected |= stages([], CATS, {**ALL_TRAIN, **ALL_SCORE})
     assert ran == expected
     tables = (ws / "reports" / "tables.md").read_text()
@@ -68,13 +71,14 @@ def test_second_repro_runs_nothing(ws):
 
 def test_lambda_reruns_only_shuffle_variants(ws):
     set_params(ws, **{"ssl.lambda": 0.2})
-    assert status(ws) == stages([], CATS, SHUFFLE_TRAIN)  # directly affected: the three shuffle-loss trainings
-    assert repro(ws) == stages(["report"], CATS, {**SHUFFLE_TRAIN, **SHUFFLE_SCORE})
+    # directly affected: the three shuffle-loss trainings (and the study's report, which states λ)
+    assert status(ws) == stages(["choices_report"], CATS, SHUFFLE_TRAIN)
+    assert repro(ws) == stages(REPORTS, CATS, {**SHUFFLE_TRAIN, **SHUFFLE_SCORE})
 
 
 def test_sigma_reruns_only_score_and_report(ws):
     set_params(ws, **{"score.sigma": 2})
-    assert repro(ws) == stages(["report"], CATS, ALL_SCORE)
+    assert repro(ws) == stages(REPORTS, CATS, ALL_SCORE)
 
 
 def test_a_new_benchmark_table_reruns_only_the_report(ws):
@@ -87,7 +91,7 @@ def test_a_new_benchmark_table_reruns_only_the_report(ws):
 def test_adding_a_category_adds_only_its_stages(ws):
     set_params(ws, **{"data.categories": CATS + ["bottle"]})
     ran = repro(ws)
-    assert ran == {"prepare@bottle", "features@bottle", "report"} | stages([], ["bottle"], {**ALL_TRAIN, **ALL_SCORE})
+    assert ran == {"prepare@bottle", "features@bottle", *REPORTS} | stages([], ["bottle"], {**ALL_TRAIN, **ALL_SCORE})
     assert "bottle" in (ws / "reports" / "tables.md").read_text()
 
 
@@ -106,14 +110,14 @@ def test_exp_run_and_exp_show(ws):
 def test_one_baselines_params_rerun_only_that_method(ws):
     set_params(ws, **{"baselines.patchcore.coreset": 0.25})
     assert status(ws) == stages([], CATS, {"baseline": ["patchcore"]})
-    assert repro(ws) == stages(["report"], CATS, {"baseline": ["patchcore"]})
+    assert repro(ws) == stages(REPORTS, CATS, {"baseline": ["patchcore"]})
 
 
 def test_adding_a_seed_runs_only_that_seed(ws):
     set_params(ws, **{"train.seeds": [0, 1]})
     seed1 = stages([], CATS, {**ALL_TRAIN, **ALL_SCORE}, seeds=(1,))
-    assert status(ws) == seed1 | {"report"}  # nothing of seed 0, no features
-    assert repro(ws) == seed1 | {"report"}
+    assert status(ws) == seed1 | set(REPORTS)  # nothing of seed 0, no features
+    assert repro(ws) == seed1 | set(REPORTS)
     tables = (ws / "reports" / "tables.md").read_text()
     assert "±" in tables and "Seeds: 0, 1" in tables
     metrics = json.loads((ws / "reports" / "metrics.json").read_text())
@@ -132,4 +136,4 @@ def test_code_changes_rerun_exactly_their_stages(ws):
     repro(ws)
     with (ws / "pipeline" / "report.py").open("a") as fh:
         fh.write("\n# changed\n")
-    assert status(ws) == {"report"}
+    assert status(ws) == {"report", "choices_report"}  # the study's report reuses the report's table code

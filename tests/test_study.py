@@ -1,0 +1,231 @@
+"""The open-choices study (params `choices`, stage family `choice`, stage `choices_report`): one open choice per
+entry, validated like params.yaml itself; per-epoch scoring leaves training unchanged; the reference entry
+reproduces the main model bit for bit; the report marks differences against seed noise; DVC reruns exactly the
+items a change touches."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from pipeline_utils import TINY, changed, dvc, env, repro, set_params, status
+
+from frad.errors import ConfigError, DataError
+from frad.model import ModelConfig
+from frad.score import anomaly_maps
+from frad.train import TrainConfig, train_model
+from pipeline import choices_report
+from pipeline.params import CHOICE_KEYS, load_params, validate_params
+from pipeline.report import Score
+from pipeline.workspace import PROJECT, make_workspace
+
+
+def rejected(raw: dict, *needles: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate_params(raw)
+    msg = str(err.value)
+    assert "\n" not in msg
+    for needle in needles:
+        assert needle in msg, (needle, msg)
+
+
+# --------------------------------------------------------------------------- params
+
+
+def test_project_study_is_off_and_changes_one_open_choice_per_entry():
+    p = load_params(PROJECT / "params.yaml")
+    assert p.choices.enabled is False and set(p.choices.categories) <= set(p.data.categories)
+    assert p.choices.variants["paper"] is None  # the reference: params as they are
+    assert all(c[0] in CHOICE_KEYS for c in p.choices.variants.values() if c is not None)
+
+
+def test_with_choice_applies_exactly_one_key():
+    p = validate_params(changed(choices__variants={"ref": {}, "deep": {"model": {"strides": [2, 2, 2]}}}))
+    assert p.with_choice("ref") is p
+    q = p.with_choice("deep")
+    assert q.model.strides == (2, 2, 2) and isinstance(q.model.strides, tuple)
+    assert q.model.widths == p.model.widths and q.ssl == p.ssl and q.score == p.score
+    with pytest.raises(ConfigError, match="unknown choices variant 'nope'"):
+        p.with_choice("nope")
+
+
+@pytest.mark.parametrize(
+    "variants, needles",
+    [
+        ({}, ("choices.variants must be a mapping of names",)),
+        ({"x": {"ssl": {"lambda": 0.2}}}, ("choices.variants.x: ssl.lambda is not an open choice", "model.strides")),
+        (
+            {"x": {"model": {"strides": [2, 2, 2], "skips": []}}},
+            ("choices.variants.x changes model.strides and model.skips; one open choice per entry",),
+        ),
+        ({"x": {"model": {"strides": [3, 2, 2]}}}, ("choices.variants.x.model.strides must be three values",)),
+        ({"x": {"score": {"top_k": 0}}}, ("choices.variants.x.score.top_k must be >= 1",)),
+        ({"x": "strides"}, ("choices.variants.x must be a mapping",)),
+        ({"../x": {}}, ("'../x' is not a valid name",)),
+    ],
+    ids=["empty", "not_open", "two_keys", "bad_value", "bad_top_k", "scalar", "bad_name"],
+)
+def test_bad_study_entries_are_one_line_errors(variants, needles):
+    rejected(changed(choices__variants=variants), *needles)
+
+
+def test_study_entry_must_be_a_valid_main_model_and_category_prepared():
+    raw = changed(model__grid=8, model__widths=[64, 64, 64], ablation__layers=[])
+    deep = changed(raw, choices__variants={"deep": {"model": {"strides": [2, 2, 2]}}})
+    validate_params(deep)  # the study is off: the entry trains nothing
+    rejected(
+        changed(deep, choices__enabled=True), "choices.variants.deep (model.strides=[2, 2, 2])", "encoder stride 8"
+    )
+    rejected(changed(choices__enabled=True, choices__categories=[]), "choices.categories is empty")
+    rejected(changed(choices__categories=["tire"]), "choices.categories lists tire, which is not in data.categories")
+    rejected(changed(choices__enabled="yes"), "choices.enabled must be true or false")
+    # the study trains the main layer set only: an ablation layer set that a variant would not fit is no error
+    on = {"choices__enabled": True, "choices__variants": {"deep": {"model": {"strides": [2, 2, 2]}}}}
+    validate_params(changed(ablation__layers=["L3"], **on))
+
+
+# --------------------------------------------------------------------------- per-epoch scoring
+
+
+def test_scoring_after_each_epoch_leaves_training_bitwise_unchanged():
+    g = torch.Generator().manual_seed(0)
+    train = {2: torch.randn(6, 24, 16, 16, generator=g), 3: torch.randn(6, 40, 8, 8, generator=g)}
+    test = {2: torch.randn(3, 24, 16, 16, generator=g), 3: torch.randn(3, 40, 8, 8, generator=g)}
+    mc = ModelConfig(in_channels=16, widths=(16, 16, 16), gfe_grid=2)
+    tc = TrainConfig(epochs=3, batch_size=4, device="cpu", ssl=True, ssl_grid=2, ssl_lambda=0.1)
+    seen = []
+
+    def score(epoch, record, model):
+        seen.append((epoch, record["loss"]))
+        anomaly_maps(model, test, 16, 32)  # puts the model in eval mode; training must resume in train mode
+
+    a = train_model(train, 16, mc, tc, progress=False)
+    b = train_model(train, 16, mc, tc, progress=False, on_epoch=score)
+    assert a.history == b.history and seen == [(r["epoch"], r["loss"]) for r in b.history]
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# --------------------------------------------------------------------------- the stage, study off
+
+
+def test_off_study_item_writes_a_stub_without_importing_torch(tmp_path):
+    make_workspace(tmp_path / "ws", {**TINY, "choices.categories": ["tile"]}, git=False)
+    code = (
+        "import sys; from pipeline.choice import run; from pipeline.params import load_params;"
+        "print(run(load_params(), 'tile', 'paper', 0)); print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path / "ws", env=env(), capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split("\n")[1] == "False"
+    stub = json.loads((tmp_path / "ws/data/scores/tile/choice-paper/seed0.json").read_text())
+    assert stub == {"category": "tile", "method": "paper", "seed": 0, "enabled": False}
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _score(c: str, v: str, s: int, image: float, pixel: float, pro: float) -> Score:
+    return Score(c, v, s, {"image_auroc": image, "pixel_auroc": pixel, "pro": pro}, {}, None)
+
+
+def test_report_marks_differences_against_seed_noise():
+    p = validate_params(
+        changed(
+            train__seeds=[0, 1],
+            baselines__methods=["patchcore"],
+            choices__variants={"ref": {}, "up": {"model": {"skips": []}}, "top": {"score": {"top_k": 9}}},
+        )
+    )
+    study = {
+        "bottle": {
+            "ref": [_score("bottle", "ref", 0, 0.60, 0.90, 0.80), _score("bottle", "ref", 1, 0.62, 0.91, 0.80)],
+            # image: +0.20, far beyond √(σ²+σ²); pixel: −0.10 beyond; pro: +0.01 within the noise of the ref (0)...
+            "up": [_score("bottle", "up", 0, 0.80, 0.80, 0.80), _score("bottle", "up", 1, 0.82, 0.81, 0.82)],
+            "top": [_score("bottle", "top", 0, 0.60, 0.90, 0.80), _score("bottle", "top", 1, 0.62, 0.91, 0.80)],
+        }
+    }
+    base = {"bottle": {"patchcore": [_score("bottle", "patchcore", s, 0.99, 0.98, 0.95) for s in (0, 1)]}}
+    text = choices_report.render(study, base, p)
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[3:6]]
+        for line in text.splitlines()
+        if "|" in line
+    }
+    assert rows["ref (reference)"] == ["61.0±1.4", "90.5±0.7", "80.0±0.0"]
+    assert rows["up"] == ["81.0±1.4 ▲", "80.5±0.7 ▼", "81.0±1.4 ≈"]
+    assert rows["top"] == ["61.0±1.4 ≈", "90.5±0.7 ≈", "80.0±0.0 ≈"]
+    assert rows["PatchCore (same harness)"] == ["99.0±0.0", "98.0±0.0", "95.0±0.0"]
+    assert "`model.skips` = [] (up): beyond seed noise: bottle Image AUROC +20.0, bottle Pixel AUROC -10.0." in text
+    assert "`score.top_k` = 9 (top): within seed noise everywhere." in text
+    one_seed = validate_params(changed(choices__variants={"ref": {}, "up": {"model": {"skips": []}}}))
+    assert "no verdict" in choices_report.verdicts(
+        {"bottle": {k: v[:1] for k, v in study["bottle"].items()}}, one_seed, "up"
+    )
+
+
+def test_training_curves_average_the_seeds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = validate_params(changed(train__seeds=[0, 1], choices__variants={"ref": {}}))
+    for s, (l1, l2) in enumerate([(1.0, 0.5), (0.8, 0.3)]):
+        path = tmp_path / f"data/scores/bottle/choice-ref/seed{s}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        epochs = [{"epoch": 1, "loss": l1, "image_auroc": 0.5}, {"epoch": 2, "loss": l2, "image_auroc": None}]
+        path.write_text(json.dumps({"epochs": epochs}))
+    assert choices_report.curve_rows(p, "bottle", "loss") == [
+        {"method": "ref", "epoch": 1, "loss": pytest.approx(0.9)},
+        {"method": "ref", "epoch": 2, "loss": pytest.approx(0.4)},
+    ]
+    assert choices_report.curve_rows(p, "bottle", "image_auroc") == [{"method": "ref", "epoch": 1, "image_auroc": 0.5}]
+    (tmp_path / "data/scores/bottle/choice-ref/seed1.json").write_text(json.dumps({"enabled": False}))
+    with pytest.raises(DataError, match="no per-epoch record"):
+        choices_report.curve_rows(p, "bottle", "loss")
+
+
+# --------------------------------------------------------------------------- end to end with DVC
+
+STUDY = {
+    **TINY,
+    "train.seeds": [0, 1],
+    "train.epochs": 2,
+    "ablation.layers": [],
+    "baselines.methods": ["patchcore"],
+    "choices.enabled": True,
+    "choices.categories": ["tile"],
+    "choices.variants": {"paper": {}, "gfe-bottleneck": {"model": {"gfe_modules": [3]}}},
+}
+
+
+@pytest.mark.slow
+def test_study_with_dvc_reference_equals_main_model_and_reruns_only_changed_items(tmp_path):
+    ws = make_workspace(tmp_path / "ws", STUDY)
+    ran = repro(ws)
+    items = {f"choice@tile-{v}-{s}" for v in ("paper", "gfe-bottleneck") for s in (0, 1)}
+    assert items | {"choices_report"} <= ran
+    for s in (0, 1):
+        full = json.loads((ws / f"data/scores/tile/full/seed{s}.json").read_text())
+        ref = json.loads((ws / f"data/scores/tile/choice-paper/seed{s}.json").read_text())
+        assert [ref[m] for m in ("image_auroc", "pixel_auroc", "pro")] == [
+            full[m] for m in ("image_auroc", "pixel_auroc", "pro")
+        ]
+        history = torch.load(ws / f"data/models/tile/full/seed{s}.pt", weights_only=True)["history"]
+        assert [e["loss"] for e in ref["epochs"]] == [h["loss"] for h in history]
+    text = (ws / "reports/choices.md").read_text()
+    assert "## tile" in text and "gfe-bottleneck" in text and "PatchCore (same harness)" in text
+    rows = json.loads((ws / "reports/training/image_auroc/tile.json").read_text())
+    assert {r["method"] for r in rows} == {"paper", "gfe-bottleneck"} and {r["epoch"] for r in rows} == {1, 2}
+    html = dvc(ws, "plots", "show", "reports/training/loss", "-o", str(tmp_path / "plots"))
+    assert html.returncode == 0 and (tmp_path / "plots/index.html").is_file()
+
+    assert status(ws) == set()
+    set_params(ws, **{"choices.variants": {"paper": {}, "gfe-bottleneck": {"model": {"gfe_modules": [2, 3]}}}})
+    assert status(ws) == {"choice@tile-gfe-bottleneck-0", "choice@tile-gfe-bottleneck-1", "choices_report"}
+    set_params(ws, **{"choices.variants": STUDY["choices.variants"], "choices.enabled": False})
+    assert status(ws) == items | {"choices_report"}
+    assert repro(ws) == items | {"choices_report", "report"}  # report reads data/scores, where the items live
+    assert "The study is off" in (ws / "reports/choices.md").read_text()
+    assert json.loads((ws / "data/scores/tile/choice-paper/seed0.json").read_text())["enabled"] is False
