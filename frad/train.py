@@ -153,7 +153,7 @@ def train_model(
     """Train the reconstruction network on cached per-layer backbone maps of the normal train images.
 
     ``on_epoch(epoch, record, model)`` runs after each epoch; it may score the model (training resumes in
-    train mode, and scoring draws no random numbers, so the training itself is unchanged; tested).
+    train mode, and scoring draws no random numbers, so on the CPU the training is bitwise unchanged; tested).
 
     ``layer_maps``: {layer: (N, C_l, H_l, W_l)} (fp16 or fp32, CPU); moved to the device once and fused
     batch by batch there (§1.1), so a step costs no disk read, no decoding and no backbone forward.

@@ -54,8 +54,14 @@ DECISIONS: dict[str, str] = {
 """One line per open choice: the default kept or changed, and why (the measured verdicts follow it)."""
 
 
-def _label(change: tuple[str, Any] | None) -> str:
-    return "params as they are" if change is None else f"{change[0]} = {json.dumps(change[1])}"
+def _label(change: tuple[str, Any] | None, p: Params) -> str:
+    if change is None:
+        return "params as they are"
+    section, key = change[0].split(".")
+    same = list(getattr(getattr(p, section), key)) if isinstance(change[1], list) else getattr(getattr(p, section), key)
+    return f"{change[0]} = {json.dumps(change[1])}" + (
+        " (= params: repeats the reference)" if same == change[1] else ""
+    )
 
 
 def load_study(p: Params) -> dict[str, dict[str, list[Score]]]:
@@ -117,7 +123,8 @@ def render(study: dict, baselines: dict, p: Params, seconds: float | None = None
         "",
         f"FRAD full (GFE {p.model.gfe}, shuffle loss {p.ssl.enabled}) with one open choice changed per row; backbone "
         f"{p.backbone.name}, L = {set(p.features.layers)}, C = {p.features.channels}, widths {list(p.model.widths)}, "
-        f"gfe_modules {list(p.model.gfe_modules)}, strides {list(p.model.strides)}, {p.train.epochs} epochs, λ = "
+        f"gfe_modules {list(p.model.gfe_modules)}, skips {list(p.model.skips)}, strides {list(p.model.strides)}, "
+        f"input_norm {p.model.input_norm}, {p.train.epochs} epochs, λ = "
         f"{p.ssl.lambda_}, σ = {p.score.sigma}, image score top_k {p.score.top_k}; {seeds} seed(s) "
         f"{list(p.train.seeds)}. Values in %, mean ± sample std over seeds. {BETTER} / {WORSE}: better / worse than "
         f"the reference row ({ref or DASH}) beyond seed noise (|Δ| > √(σ₁² + σ₂²)), {NOISE}: within it. Baselines: "
@@ -130,7 +137,7 @@ def render(study: dict, baselines: dict, p: Params, seconds: float | None = None
         rows = []
         for v, change in p.choices.variants.items():
             cells = [_cell(stat({c: study[c][v]}, [c], m), None if v == ref else refs.get(m)) for m in METRICS]
-            rows.append([v + (" (reference)" if v == ref else ""), _label(change), *cells])
+            rows.append([v + (" (reference)" if v == ref else ""), _label(change, p), *cells])
         for m, scores in baselines[c].items():
             cells = [_cell(stat({c: scores}, [c], k), None) for k in METRICS]
             rows.append([f"{METHOD_LABELS.get(m, m)} (same harness)", DASH, *cells])
@@ -169,7 +176,8 @@ def curve_rows(p: Params, category: str, name: str) -> list[dict]:
     for v in p.choices.variants:
         runs = [json.loads(choice_path(category, v, s).read_text()).get("epochs") for s in p.train.seeds]
         if any(not isinstance(r, list) for r in runs):
-            raise DataError(f"{choice_path(category, v, p.train.seeds[0])} has no per-epoch record; rerun `dvc repro`")
+            bad = next(s for s, r in zip(p.train.seeds, runs) if not isinstance(r, list))
+            raise DataError(f"{choice_path(category, v, bad)} has no per-epoch record; rerun `dvc repro`")
         for i, record in enumerate(runs[0]):
             values = [r[i][name] for r in runs if i < len(r) and r[i].get(name) is not None]
             if values:

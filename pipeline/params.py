@@ -22,9 +22,10 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 BACKBONE_NAMES = ("tf_efficientnet_lite0", "wide_resnet50_2")  # = frad.backbone.BACKBONES (tested); no timm import here
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LAYER_VARIANT = re.compile(r"^L([123]+)$")
-BASELINES = ("padim", "patchcore", "rd")
+BASELINES = ("padim", "patchcore", "rd")  # same-harness comparison methods (frad/<name>.py, pipeline/<name>.py)
 CHOICE_KEYS = ("model.gfe_modules", "model.skips", "model.strides", "model.input_norm", "model.widths", "score.top_k")
-"""The open choices (paper silent; docs/diagnosis.md) a ``choices.variants`` entry may change."""  # same-harness comparison methods (frad/<name>.py, pipeline/<name>.py)
+"""The open choices (paper silent; docs/diagnosis.md) a ``choices.variants`` entry may change."""
+CHOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no dot: DVC reads choices.variants.<name> as a path
 MODULE_VARIANTS: dict[str, tuple[bool, bool]] = {
     "baseline": (False, False),
     "gfe": (True, False),
@@ -221,7 +222,8 @@ def _variants(key: str, v: Any) -> dict[str, tuple[str, Any] | None]:
         )
     out: dict[str, tuple[str, Any] | None] = {}
     for name, change in v.items():
-        _names()(key, [name])
+        if not isinstance(name, str) or not CHOICE_NAME.match(name):
+            raise ConfigError(f"{key}: {name!r} is not a valid entry name (letters, digits, _ -; no dot)")
         if change is not None and not isinstance(change, dict):
             raise ConfigError(
                 f"{key}.{name} must be a mapping such as {{model: {{strides: [2, 2, 2]}}}}, got {change!r}"
@@ -596,6 +598,10 @@ def _cross_checks(p: Params) -> None:
             raise ConfigError(
                 f"ssl.grid={p.ssl.grid} does not divide the {side}x{side} feature map of {key}; choose a divisor of {side}"
             )
+    if p.score.top_k > d.image_size**2:
+        raise ConfigError(
+            f"score.top_k={p.score.top_k} exceeds the {d.image_size}x{d.image_size} pixels of an anomaly map; lower it"
+        )
     k2 = p.model.grid**2
     bad = [w for w in p.model.widths if w % k2]
     if bad:

@@ -387,7 +387,7 @@ def _ablation_rows(
                     NOISE
                     + ours
                     + notes.mark(
-                        f"{NOISE}: differs from the full row by less than their combined seed standard deviation "
+                        f"{NOISE}: differs from the full row by at most their combined seed standard deviation "
                         "(within seed noise)."
                     )
                 )

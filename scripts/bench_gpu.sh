@@ -41,10 +41,10 @@ step() {  # name, limit (s), command...
 }
 
 TMP=$(mktemp -d)
-step bench-cuda "${T_BENCH:-250}" "$PY" -m bench --device "$DEVICE" --out "$TMP/bench.md" \
+step bench-cuda "${T_BENCH:-230}" "$PY" -m bench --device "$DEVICE" --out "$TMP/bench.md" \
   --json "$OUT/bench-cuda.json" "${TARGETS[@]}" "${BENCH_ARGS[@]}"
 # RD's 200 epochs of the WRN50-2-size student (~106 GFLOP per sample) would not fit the step: RD_EPOCHS of them
-step stages-cuda "${T_STAGES:-180}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
+step stages-cuda "${T_STAGES:-200}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
   --set backbone.precision=bf16 --set backbone.channels_last=true --set baselines.rd.epochs="${RD_EPOCHS:-20}" \
   --choices paper "${STAGES_ARGS[@]}"
 step bench-cuda-compile "${T_COMPILE:-150}" "$PY" -m bench --device "$DEVICE" --compile \

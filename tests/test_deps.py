@@ -89,10 +89,15 @@ def _empty(path: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def dvc_stages():
+def dvc_stages(tmp_path_factory):
+    """Every stage family with at least one item: the project's params, with the open-choices study listing a
+    category (off by default, it has none)."""
     from dvc.repo import Repo
 
-    with Repo(str(PROJECT)) as repo:
+    from pipeline.workspace import make_workspace
+
+    ws = make_workspace(tmp_path_factory.mktemp("deps") / "ws", {"choices.categories": ["bottle"]})
+    with Repo(str(ws)) as repo:
         return [(s.addressing, s.cmd, sorted(d.def_path for d in s.deps)) for s in repo.index.stages]
 
 

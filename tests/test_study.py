@@ -64,9 +64,10 @@ def test_with_choice_applies_exactly_one_key():
         ({"x": {"model": {"strides": [3, 2, 2]}}}, ("choices.variants.x.model.strides must be three values",)),
         ({"x": {"score": {"top_k": 0}}}, ("choices.variants.x.score.top_k must be >= 1",)),
         ({"x": "strides"}, ("choices.variants.x must be a mapping",)),
-        ({"../x": {}}, ("'../x' is not a valid name",)),
+        ({"../x": {}}, ("'../x' is not a valid entry name",)),
+        ({"top.1000": {}}, ("'top.1000' is not a valid entry name", "no dot")),
     ],
-    ids=["empty", "not_open", "two_keys", "bad_value", "bad_top_k", "scalar", "bad_name"],
+    ids=["empty", "not_open", "two_keys", "bad_value", "bad_top_k", "scalar", "bad_name", "dotted_name"],
 )
 def test_bad_study_entries_are_one_line_errors(variants, needles):
     rejected(changed(choices__variants=variants), *needles)
@@ -76,14 +77,17 @@ def test_study_entry_must_be_a_valid_main_model_and_category_prepared():
     raw = changed(model__grid=8, model__widths=[64, 64, 64], ablation__layers=[])
     deep = changed(raw, choices__variants={"deep": {"model": {"strides": [2, 2, 2]}}})
     validate_params(deep)  # the study is off: the entry trains nothing
-    rejected(
-        changed(deep, choices__enabled=True), "choices.variants.deep (model.strides=[2, 2, 2])", "encoder stride 8"
-    )
+    on_bottle = {"choices__enabled": True, "choices__categories": ["bottle"]}
+    rejected(changed(deep, **on_bottle), "choices.variants.deep (model.strides=[2, 2, 2])", "encoder stride 8")
     rejected(changed(choices__enabled=True, choices__categories=[]), "choices.categories is empty")
     rejected(changed(choices__categories=["tire"]), "choices.categories lists tire, which is not in data.categories")
     rejected(changed(choices__enabled="yes"), "choices.enabled must be true or false")
+    rejected(
+        changed(choices__variants={"t": {"score": {"top_k": 70000}}}, **on_bottle),
+        "choices.variants.t (score.top_k=70000): score.top_k=70000 exceeds the 256x256 pixels",
+    )
     # the study trains the main layer set only: an ablation layer set that a variant would not fit is no error
-    on = {"choices__enabled": True, "choices__variants": {"deep": {"model": {"strides": [2, 2, 2]}}}}
+    on = {**on_bottle, "choices__variants": {"deep": {"model": {"strides": [2, 2, 2]}}}}
     validate_params(changed(ablation__layers=["L3"], **on))
 
 
@@ -138,6 +142,7 @@ def test_report_marks_differences_against_seed_noise():
         changed(
             train__seeds=[0, 1],
             baselines__methods=["patchcore"],
+            choices__categories=["bottle"],
             choices__variants={"ref": {}, "up": {"model": {"skips": []}}, "top": {"score": {"top_k": 9}}},
         )
     )
@@ -162,6 +167,11 @@ def test_report_marks_differences_against_seed_noise():
     assert rows["PatchCore (same harness)"] == ["99.0±0.0", "98.0±0.0", "95.0±0.0"]
     assert "`model.skips` = [] (up): beyond seed noise: bottle Image AUROC +20.0, bottle Pixel AUROC -10.0." in text
     assert "`score.top_k` = 9 (top): within seed noise everywhere." in text
+    assert "Study time" not in text  # only with the items' recorded times
+    assert "Study time: 6 items, 1.5 min (90 s)" in choices_report.render(study, base, p, 90.0).replace("\n", " ")
+    assert "(same harness)" not in choices_report.render(study, {"bottle": {}}, p)
+    assert choices_report._label(("model.strides", [1, 2, 2]), p).endswith("(= params: repeats the reference)")
+    assert choices_report._label(("model.strides", [2, 2, 2]), p) == "model.strides = [2, 2, 2]"
     one_seed = validate_params(changed(choices__variants={"ref": {}, "up": {"model": {"skips": []}}}))
     assert "no verdict" in choices_report.verdicts(
         {"bottle": {k: v[:1] for k, v in study["bottle"].items()}}, one_seed, "up"
@@ -182,7 +192,7 @@ def test_training_curves_average_the_seeds(tmp_path, monkeypatch):
     ]
     assert choices_report.curve_rows(p, "bottle", "image_auroc") == [{"method": "ref", "epoch": 1, "image_auroc": 0.5}]
     (tmp_path / "data/scores/bottle/choice-ref/seed1.json").write_text(json.dumps({"enabled": False}))
-    with pytest.raises(DataError, match="no per-epoch record"):
+    with pytest.raises(DataError, match="choice-ref/seed1.json has no per-epoch record"):
         choices_report.curve_rows(p, "bottle", "loss")
 
 
