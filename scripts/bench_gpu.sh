@@ -4,7 +4,7 @@
 #   2. scripts/time_stages.py on CUDA                 (the real stages of one bottle-size category, 100 epochs,
 #                                                      then pipeline.padim, pipeline.patchcore, pipeline.rd with
 #                                                      $RD_EPOCHS RD epochs: its s/epoch is what is timed, then
-#                                                      one open-choices study item, pipeline.choice paper: 100
+#                                                      one open-choices study item, pipeline.choice defaults: 100
 #                                                      epochs with the test set scored after each)
 #   3. python -m bench --device cuda --compile --only backbone,scoring $GPU_TARGETS
 # Each step has its own time limit (T_BENCH, T_STAGES, T_COMPILE seconds; 580 s together, under one 600 s
@@ -46,7 +46,7 @@ step bench-cuda "${T_BENCH:-230}" "$PY" -m bench --device "$DEVICE" --out "$TMP/
 # RD's 200 epochs of the WRN50-2-size student (~106 GFLOP per sample) would not fit the step: RD_EPOCHS of them
 step stages-cuda "${T_STAGES:-200}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
   --set backbone.precision=bf16 --set backbone.channels_last=true --set baselines.rd.epochs="${RD_EPOCHS:-20}" \
-  --choices paper "${STAGES_ARGS[@]}"
+  --choices defaults "${STAGES_ARGS[@]}"
 step bench-cuda-compile "${T_COMPILE:-150}" "$PY" -m bench --device "$DEVICE" --compile \
   --only backbone,scoring --out "$TMP/bench-compile.md" "${TARGETS[@]}" "${BENCH_ARGS[@]}"
 

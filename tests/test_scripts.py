@@ -34,7 +34,7 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
     ]
     args = [a for kv in tiny for a in ("--set", kv)]
     proc = subprocess.run(
-        [sys.executable, "scripts/time_stages.py", "--dest", str(tmp_path / "ws"), "--choices", "paper", *args],
+        [sys.executable, "scripts/time_stages.py", "--dest", str(tmp_path / "ws"), "--choices", "defaults", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -52,7 +52,7 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
         "padim bottle 0",
         "patchcore bottle 0",
         "rd bottle 0",
-        "choice bottle paper 0",
+        "choice bottle defaults 0",
     ]
     assert all(float(r[1]) > 0 and r[2].strip() == "0" for r in table)
     for method in ("full", "padim", "patchcore", "rd"):
@@ -61,7 +61,7 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
     assert set(phases) == {"baseline", "padim", "patchcore", "rd"}
     for method, needle in (("padim", "fit_s"), ("patchcore", "coreset_s"), ("rd", "s_per_epoch")):
         assert needle in phases[method] and "score_s" in phases[method], phases
-    study = json.loads((tmp_path / "ws" / "data" / "scores" / "bottle" / "choice-paper" / "seed0.json").read_text())
+    study = json.loads((tmp_path / "ws" / "data" / "scores" / "bottle" / "choice-defaults" / "seed0.json").read_text())
     assert [e["epoch"] for e in study["epochs"]] == [1]  # the study item trained (time_stages turns the study on)
 
 

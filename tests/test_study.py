@@ -38,7 +38,7 @@ def rejected(raw: dict, *needles: str) -> None:
 def test_project_study_is_off_and_changes_one_open_choice_per_entry():
     p = load_params(PROJECT / "params.yaml")
     assert p.choices.enabled is False and set(p.choices.categories) <= set(p.data.categories)
-    assert p.choices.variants["paper"] is None  # the reference: params as they are
+    assert p.choices.variants["defaults"] is None  # the reference: params as they are
     assert all(c[0] in CHOICE_KEYS for c in p.choices.variants.values() if c is not None)
 
 
@@ -120,14 +120,14 @@ def test_off_study_item_writes_a_stub_without_importing_torch(tmp_path):
     make_workspace(tmp_path / "ws", {**TINY, "choices.categories": ["tile"]}, git=False)
     code = (
         "import sys; from pipeline.choice import run; from pipeline.params import load_params;"
-        "print(run(load_params(), 'tile', 'paper', 0)); print('torch' in sys.modules)"
+        "print(run(load_params(), 'tile', 'defaults', 0)); print('torch' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path / "ws", env=env(), capture_output=True, text=True, check=True
     )
     assert out.stdout.split("\n")[1] == "False"
-    stub = json.loads((tmp_path / "ws/data/scores/tile/choice-paper/seed0.json").read_text())
-    assert stub == {"category": "tile", "method": "paper", "seed": 0, "enabled": False}
+    stub = json.loads((tmp_path / "ws/data/scores/tile/choice-defaults/seed0.json").read_text())
+    assert stub == {"category": "tile", "method": "defaults", "seed": 0, "enabled": False}
 
 
 # --------------------------------------------------------------------------- the report
@@ -206,7 +206,7 @@ STUDY = {
     "baselines.methods": ["patchcore"],
     "choices.enabled": True,
     "choices.categories": ["tile"],
-    "choices.variants": {"paper": {}, "gfe-bottleneck": {"model": {"gfe_modules": [3]}}},
+    "choices.variants": {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [1, 2, 3]}}},
 }
 
 
@@ -214,7 +214,7 @@ STUDY = {
 def test_study_with_dvc_reference_equals_main_model_and_reruns_only_changed_items(tmp_path):
     ws = make_workspace(tmp_path / "ws", STUDY)
     ran = repro(ws)
-    items = {f"choice@tile-{v}-{s}" for v in ("paper", "gfe-bottleneck") for s in (0, 1)}
+    items = {f"choice@tile-{v}-{s}" for v in ("paper", "gfe-every-module") for s in (0, 1)}
     assert items | {"choices_report"} <= ran
     for s in (0, 1):
         full = json.loads((ws / f"data/scores/tile/full/seed{s}.json").read_text())
@@ -225,15 +225,15 @@ def test_study_with_dvc_reference_equals_main_model_and_reruns_only_changed_item
         history = torch.load(ws / f"data/models/tile/full/seed{s}.pt", weights_only=True)["history"]
         assert [e["loss"] for e in ref["epochs"]] == [h["loss"] for h in history]
     text = (ws / "reports/choices.md").read_text()
-    assert "## tile" in text and "gfe-bottleneck" in text and "PatchCore (same harness)" in text
+    assert "## tile" in text and "gfe-every-module" in text and "PatchCore (same harness)" in text
     rows = json.loads((ws / "reports/training/image_auroc/tile.json").read_text())
-    assert {r["method"] for r in rows} == {"paper", "gfe-bottleneck"} and {r["epoch"] for r in rows} == {1, 2}
+    assert {r["method"] for r in rows} == {"paper", "gfe-every-module"} and {r["epoch"] for r in rows} == {1, 2}
     html = dvc(ws, "plots", "show", "reports/training/loss", "-o", str(tmp_path / "plots"))
     assert html.returncode == 0 and (tmp_path / "plots/index.html").is_file()
 
     assert status(ws) == set()
-    set_params(ws, **{"choices.variants": {"paper": {}, "gfe-bottleneck": {"model": {"gfe_modules": [2, 3]}}}})
-    assert status(ws) == {"choice@tile-gfe-bottleneck-0", "choice@tile-gfe-bottleneck-1", "choices_report"}
+    set_params(ws, **{"choices.variants": {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [2, 3]}}}})
+    assert status(ws) == {"choice@tile-gfe-every-module-0", "choice@tile-gfe-every-module-1", "choices_report"}
     set_params(ws, **{"choices.variants": STUDY["choices.variants"], "choices.enabled": False})
     assert status(ws) == items | {"choices_report"}
     assert repro(ws) == items | {"choices_report", "report"}  # report reads data/scores, where the items live
