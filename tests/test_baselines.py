@@ -28,17 +28,20 @@ def _maps(n: int, channels: dict[int, int], grid: int, seed: int, noise: float =
 
 def _synthetic(channels: dict[int, int], grid: int = 16, n_train: int = 8, n_test: int = 3):
     """A fixed per-layer pattern plus small noise; the last test image has a strong off-pattern offset over the
-    image region [1/4, 1/2)² (the same region at every layer). Returns train, test and the region's mask."""
+    image region [1/4, 1/2)² (the same region at every layer). Returns train, test and the region's mask.
+
+    Non-negative, like the post-ReLU stage outputs of the ResNets these methods were designed for: RD's student
+    ends in a ReLU (as in their paper), so it cannot rebuild signed features and would learn nothing here."""
     g = torch.Generator().manual_seed(0)
-    base = {l: torch.randn(c, grid >> (l - 1), grid >> (l - 1), generator=g) for l, c in channels.items()}
+    base = {l: torch.randn(c, grid >> (l - 1), grid >> (l - 1), generator=g).abs() for l, c in channels.items()}
 
     def draw(n):
-        return {l: b + 0.1 * torch.randn(n, *b.shape, generator=g) for l, b in base.items()}
+        return {l: (b + 0.1 * torch.randn(n, *b.shape, generator=g)).clamp(min=0) for l, b in base.items()}
 
     train, test = draw(n_train), draw(n_test)
     for l, m in test.items():
         s = grid >> (l - 1)
-        m[-1, :, s // 4 : s // 2, s // 4 : s // 2] += 4.0 * torch.randn(m.shape[1], 1, 1, generator=g)
+        m[-1, :, s // 4 : s // 2, s // 4 : s // 2] += 4.0 * torch.randn(m.shape[1], 1, 1, generator=g).abs()
     return {l: m.half() for l, m in train.items()}, {l: m.half() for l, m in test.items()}
 
 
@@ -230,14 +233,14 @@ METHODS = {
     "padim": lambda: (padim, padim.PadimConfig(d=10, seed=0)),
     "patchcore": lambda: (patchcore, patchcore.PatchcoreConfig(coreset=0.25, dims=16, projection=8, seed=0)),
     "patchcore-reweight": lambda: (patchcore, patchcore.PatchcoreConfig(coreset=0.5, dims=16, reweight=True, k=3)),
-    "rd": lambda: (rd, rd.RDConfig(epochs=20, batch_size=2, seed=0)),
+    "rd": lambda: (rd, rd.RDConfig(epochs=30, batch_size=4, seed=0)),
 }
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_fit_and_score_finds_the_out_of_distribution_patch(name):
     module, cfg = METHODS[name]()
-    train, test = _synthetic({1: 8, 2: 12, 3: 16})
+    train, test = _synthetic({1: 8, 2: 12, 3: 16}, n_train=16)
     train, test = {l: train[l] for l in cfg.layers}, {l: test[l] for l in cfg.layers}
     res = module.fit_and_score(train, test, cfg, image_size=32, sigma=1.0, batch_size=2)
     again = module.fit_and_score(train, test, cfg, image_size=32, sigma=1.0, batch_size=2)
@@ -245,7 +248,8 @@ def test_fit_and_score_finds_the_out_of_distribution_patch(name):
     assert torch.isfinite(res.maps).all() and np.isfinite(res.image_scores).all()
     assert torch.equal(res.maps, again.maps) and np.array_equal(res.image_scores, again.image_scores)
     assert _peak_in_region(res.maps, 32), name
-    assert res.image_scores[-1] > res.image_scores[:-1].max()
+    # A margin every seed and thread count keeps (RD, the least separated: 1.5x to 2.1x over seeds 0-3, 1-2 threads).
+    assert res.image_scores[-1] > 1.25 * res.image_scores[:-1].max()
 
 
 @pytest.mark.parametrize(
