@@ -3,7 +3,7 @@
 Layout of a cache folder (one per category):
   meta.json                    backbone, weights, precision, image size, layers, file list, labels
   train_l<k>.npy, test_l<k>.npy  float16 (N, C_k, H_k, W_k) for every cached layer k
-  test_masks.npy               bool (N, S, S) ground truth at the image size S
+  test_masks.npy               bool (N, S, S) ground truth at the image size S (absent: a category without masks)
   test_labels.npy              int8 (N,) 0 = good, 1 = defect
 """
 
@@ -47,8 +47,9 @@ def _extract_split(
     device: torch.device,
     batch_size: int,
     progress: bool,
+    crop: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    ds = ImageDataset(samples, image_size, backbone.mean, backbone.std)
+    ds = ImageDataset(samples, image_size, backbone.mean, backbone.std, crop)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=batch_size, shuffle=False, num_workers=_workers(), pin_memory=device.type == "cuda"
     )
@@ -82,15 +83,19 @@ def build_feature_cache(
     device: torch.device | str = "cpu",
     batch_size: int = 16,
     progress: bool = True,
+    crop: float = 1.0,
 ) -> Path:
     """Run ``backbone`` over the category's train and test images once and write the cache atomically."""
     device = torch.device(device)
     backbone.to(device)
     out_dir = Path(out_dir)
     with atomic_path(out_dir, is_dir=True) as tmp:
-        _extract_split(backbone, index.train, image_size, tmp, "train", device, batch_size, progress)
-        masks, labels = _extract_split(backbone, index.test, image_size, tmp, "test", device, batch_size, progress)
-        np.save(tmp / "test_masks.npy", masks)
+        _extract_split(backbone, index.train, image_size, tmp, "train", device, batch_size, progress, crop)
+        masks, labels = _extract_split(
+            backbone, index.test, image_size, tmp, "test", device, batch_size, progress, crop
+        )
+        if index.has_masks:
+            np.save(tmp / "test_masks.npy", masks)
         np.save(tmp / "test_labels.npy", labels)
         meta = {
             "format": FORMAT_VERSION,
@@ -99,7 +104,9 @@ def build_feature_cache(
             "weights": str(weights),
             "precision": backbone.precision,
             "image_size": image_size,
+            "crop": float(crop),
             "layers": list(backbone.layers),
+            "masks": index.has_masks,
             "channels": {str(k): v for k, v in backbone.channels.items()},
             "train": [s.path.name for s in index.train],
             "test": [f"{s.defect}/{s.path.name}" for s in index.test],
@@ -120,6 +127,7 @@ class FeatureCache:
             )
         self.meta = json.loads(meta_file.read_text())
         self.image_size: int = int(self.meta["image_size"])
+        self.crop: float = float(self.meta.get("crop", 1.0))  # §2.3 centre crop the maps were computed on
         self.cached_layers: tuple[int, ...] = tuple(self.meta["layers"])
 
     def layers(self, split: str, layers: Iterable[int]) -> dict[int, torch.Tensor]:
@@ -133,8 +141,14 @@ class FeatureCache:
             out[layer] = torch.from_numpy(np.load(self.path / f"{split}_l{layer}.npy"))
         return out
 
-    def test_masks(self) -> np.ndarray:
-        return np.load(self.path / "test_masks.npy")
+    @property
+    def has_masks(self) -> bool:
+        """False for a category without ground truth (``ground_truth/`` absent): image labels only."""
+        return bool(self.meta.get("masks", True))
+
+    def test_masks(self) -> np.ndarray | None:
+        """Bool (N, S, S) ground truth, or None for a category without masks."""
+        return np.load(self.path / "test_masks.npy") if self.has_masks else None
 
     def test_labels(self) -> np.ndarray:
         return np.load(self.path / "test_labels.npy").astype(np.int64)

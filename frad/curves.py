@@ -136,14 +136,18 @@ def compute_curves(
 
     ``maps``/``masks``: (N, H, W) anomaly maps and ground truth; ``image_scores``/``labels``: (N,) image
     scores and 0/1 labels. Returns ``{"image_roc": [{"fpr", "tpr"}, ...], "pixel_roc": [...],
-    "pro": [{"fpr", "pro"}, ...]}``; a curve that is undefined (a class absent) is an empty list.
+    "pro": [{"fpr", "pro"}, ...]}``; a curve that is undefined (a class absent, or ``masks`` None: a category
+    without masks) is an empty list.
     """
     limit = float(fpr_limit)
     if not 0.0 < limit <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit!r}")
     if int(max_points) < 2:
         raise ValueError(f"max_points must be at least 2 (the two ends), got {max_points!r}")
-    maps_f, defect = metrics._check_maps_masks(maps, masks)
+    if masks is None:
+        maps_f, defect = metrics._as_scores(maps, "anomaly_maps"), None
+    else:
+        maps_f, defect = metrics._check_maps_masks(maps, masks)
     s = metrics._as_scores(image_scores, "image_scores")
     y = metrics._as_binary(labels, "labels")
     if s.shape != (maps_f.shape[0],) or y.shape != s.shape:
@@ -151,10 +155,13 @@ def compute_curves(
             f"image_scores {s.shape} and labels {y.shape} must have shape ({maps_f.shape[0]},), one per map"
         )
     n = int(max_points)
+    image_roc = _roc(*_sorted_classes(s, y), n)
+    if defect is None:
+        return {"image_roc": image_roc, "pixel_roc": [], "pro": []}
     flat, defect_flat = maps_f.ravel(), defect.ravel()
     neg_parts, pos = _sorted_classes(flat, defect_flat)  # the normal pixels are sorted once, for both curves
     return {
-        "image_roc": _roc(*_sorted_classes(s, y), n),
+        "image_roc": image_roc,
         "pixel_roc": _roc(neg_parts, pos, n),
         "pro": _pro(defect, neg_parts, flat[defect_flat], limit, n),
     }

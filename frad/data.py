@@ -7,6 +7,9 @@ Expected layout (any root, any category name)::
     <root>/<category>/test/<defect>/*.png
     <root>/<category>/ground_truth/<defect>/<stem>_mask.png
 
+``ground_truth/`` is optional: a category without it (OK / NG folders only, common in industry) has image labels
+but no masks, and its pixel metrics are undefined. Where ``ground_truth/`` exists, every defect image needs its mask.
+
 Every user-fixable problem (missing folder, missing mask, unreadable file, ...) raises
 :class:`~frad.errors.DataError` with one line naming the file and the fix.
 
@@ -54,12 +57,14 @@ class Sample:
 
 @dataclass(frozen=True)
 class CategoryIndex:
-    """All samples of one category, in deterministic (sorted) order."""
+    """All samples of one category, in deterministic (sorted) order; ``has_masks`` is False for a category
+    without ``ground_truth/`` (image labels only)."""
 
     root: Path
     category: str
     train: tuple[Sample, ...]
     test: tuple[Sample, ...]
+    has_masks: bool = True
 
     @property
     def test_labels(self) -> np.ndarray:
@@ -128,7 +133,8 @@ def index_category(root: str | Path, category: str) -> CategoryIndex:
 
     Train samples come from ``train/good``; test samples from every ``test/<defect>`` folder
     (``good`` first, then defect types alphabetically; files sorted by name). A defect image
-    ``test/<d>/<stem>.<ext>`` needs ``ground_truth/<d>/<stem>_mask.png``; a good image must not have one.
+    ``test/<d>/<stem>.<ext>`` needs ``ground_truth/<d>/<stem>_mask.png``; a good image must not have one. Without
+    a ``ground_truth/`` folder the category has no masks at all (``has_masks`` False).
     """
     root = Path(root)
     cat_dir = _check_category(root, category)
@@ -155,6 +161,8 @@ def index_category(root: str | Path, category: str) -> CategoryIndex:
     defect_dirs.sort(key=lambda p: (p.name != GOOD, p.name))  # good first
 
     gt_dir = cat_dir / "ground_truth"
+    # No ground_truth/ while defect folders exist: image labels only. (Good images only: nothing to mask.)
+    has_masks = gt_dir.is_dir() or all(d.name == GOOD for d in defect_dirs)
     test: list[Sample] = []
     for ddir in defect_dirs:
         defect = ddir.name
@@ -167,13 +175,15 @@ def index_category(root: str | Path, category: str) -> CategoryIndex:
                         f"or move the image to a defect folder"
                     )
                 test.append(Sample(img, 0, GOOD, None))
+            elif not has_masks:
+                test.append(Sample(img, 1, defect, None))
             else:
                 if not mask.is_file():
                     raise DataError(f"defect image {img} has no mask: expected {mask}; add it or remove the image")
                 test.append(Sample(img, 1, defect, mask))
     if not test:
         raise DataError(f"no test images under {test_dir}: add images to {test_dir}/good and {test_dir}/<defect>")
-    return CategoryIndex(root=root, category=category, train=train, test=tuple(test))
+    return CategoryIndex(root=root, category=category, train=train, test=tuple(test), has_masks=has_masks)
 
 
 def _open_decoded(path: Path) -> Image.Image:
@@ -218,25 +228,46 @@ def _check_size(image_size: int) -> int:
     return int(image_size)
 
 
-def to_tensor(image: np.ndarray, image_size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 ``H×W×3`` → float32 ``(3,S,S)``: bilinear antialiased resize, then ``(x/255 - mean) / std``."""
+def _check_crop(crop: float) -> float:
+    if isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0.0 < crop <= 1.0:
+        raise ConfigError(f"data.crop must be a fraction in (0, 1], got {crop!r}")
+    return float(crop)
+
+
+def crop_box(image_size: int, crop: float) -> tuple[int, int]:
+    """§2.3 "resized and cropped to S×S": the side R the image is resized to (S / crop, rounded) and the offset
+    of the centred S×S crop. crop = 1: R = S, no crop."""
+    size = _check_size(image_size)
+    resized = max(size, round(size / _check_crop(crop)))
+    return resized, (resized - size) // 2
+
+
+def to_tensor(
+    image: np.ndarray, image_size: int, mean: Sequence[float], std: Sequence[float], crop: float = 1.0
+) -> torch.Tensor:
+    """uint8 ``H×W×3`` → float32 ``(3,S,S)``: bilinear antialiased resize to R (:func:`crop_box`), centre crop to
+    S, then ``(x/255 - mean) / std``."""
     import torch
     import torch.nn.functional as F
 
     size = _check_size(image_size)
+    resized, top = crop_box(size, crop)
     if len(mean) != 3 or len(std) != 3:
         raise ConfigError(f"mean and std need 3 values (one per RGB channel), got {list(mean)} and {list(std)}")
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(torch.float32).div_(255.0)
     # What torchvision's TF.resize(..., BILINEAR, antialias=True) does on tensors, without importing torchvision.
-    t = F.interpolate(t[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0]
+    t = F.interpolate(t[None], size=(resized, resized), mode="bilinear", align_corners=False, antialias=True)[0]
+    t = t[:, top : top + size, top : top + size]
     m = torch.tensor([float(v) for v in mean]).view(3, 1, 1)
     s = torch.tensor([float(v) for v in std]).view(3, 1, 1)
     return (t - m) / s
 
 
-def load_image(path: str | Path, image_size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+def load_image(
+    path: str | Path, image_size: int, mean: Sequence[float], std: Sequence[float], crop: float = 1.0
+) -> torch.Tensor:
     """Read ``path`` and return the normalised float32 ``(3,S,S)`` tensor (see :func:`to_tensor`)."""
-    return to_tensor(read_image(path), image_size, mean, std)
+    return to_tensor(read_image(path), image_size, mean, std, crop)
 
 
 def load_mask(
@@ -245,13 +276,16 @@ def load_mask(
     image_size: int,
     *,
     image_path: str | Path | None = None,
+    crop: float = 1.0,
 ) -> np.ndarray:
-    """Bool ``(S,S)`` mask: binarised at > 0.5 × max, nearest-neighbour resized; all False when ``mask_path`` is None.
+    """Bool ``(S,S)`` mask: binarised at > 0.5 × max, nearest-neighbour resized to R and centre-cropped like its
+    image (:func:`crop_box`); all False when ``mask_path`` is None.
 
     ``image_hw`` is the (height, width) of the mask's image; a mask of another size is a DataError
     (``image_path``, when given, is named in the message).
     """
     size = _check_size(image_size)
+    resized, top = crop_box(size, crop)
     if mask_path is None:
         return np.zeros((size, size), dtype=bool)
     mask = read_mask(mask_path)
@@ -262,10 +296,10 @@ def load_mask(
             f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} px but {img} is {hw[1]}x{hw[0]} px (WxH): "
             f"regenerate the mask at the image's size"
         )
-    if mask.shape != (size, size):
+    if mask.shape != (resized, resized):
         pil = Image.fromarray(mask.astype(np.uint8) * 255)  # uint8 → mode "L"
-        mask = np.asarray(pil.resize((size, size), Image.Resampling.NEAREST)) > 127
-    return mask
+        mask = np.asarray(pil.resize((resized, resized), Image.Resampling.NEAREST)) > 127
+    return np.ascontiguousarray(mask[top : top + size, top : top + size])
 
 
 class ImageDataset:
@@ -273,9 +307,17 @@ class ImageDataset:
 
     A map-style dataset (``__len__`` + ``__getitem__``), which is all ``torch.utils.data.DataLoader`` needs."""
 
-    def __init__(self, samples: Sequence[Sample], image_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        crop: float = 1.0,
+    ) -> None:
         self.samples = tuple(samples)
         self.image_size = _check_size(image_size)
+        self.crop = _check_crop(crop)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
 
@@ -287,9 +329,9 @@ class ImageDataset:
 
         sample = self.samples[index]
         image = read_image(sample.path)
-        mask = load_mask(sample.mask_path, image.shape[:2], self.image_size, image_path=sample.path)
+        mask = load_mask(sample.mask_path, image.shape[:2], self.image_size, image_path=sample.path, crop=self.crop)
         return {
-            "image": to_tensor(image, self.image_size, self.mean, self.std),
+            "image": to_tensor(image, self.image_size, self.mean, self.std, self.crop),
             "mask": torch.from_numpy(mask),
             "label": int(sample.label),
             "index": int(index),

@@ -363,14 +363,23 @@ def try_metric(fn: Callable[..., float], *args: Any, **kwargs: Any) -> tuple[flo
         return None, str(err)
 
 
+NO_MASKS = "the category has no ground-truth masks (no ground_truth/ folder): only image labels are known"
+
+
 def measure(maps: Any, scores: Any, labels: Any, masks: Any, pro_limit: float = 0.3) -> dict:
     """Image AUROC, pixel AUROC and AU-PRO up to ``pro_limit`` of (N, H, W) maps and (N,) image scores; an
-    undefined metric is None with its reason under ``"undefined"``. Every method is compared by these."""
+    undefined metric is None with its reason under ``"undefined"``. Every method is compared by these.
+    ``masks`` None: a category without masks, whose pixel metrics are undefined (:data:`NO_MASKS`)."""
     result: dict = {"undefined": {}}
+    pixel = (
+        ((None, NO_MASKS), (None, NO_MASKS))
+        if masks is None
+        else (try_metric(pixel_auroc, maps, masks), try_metric(au_pro, maps, masks, fpr_limit=pro_limit))
+    )
     for name, value, reason in (
         ("image_auroc", *try_metric(image_auroc, scores, labels)),
-        ("pixel_auroc", *try_metric(pixel_auroc, maps, masks)),
-        ("pro", *try_metric(au_pro, maps, masks, fpr_limit=pro_limit)),
+        ("pixel_auroc", *pixel[0]),
+        ("pro", *pixel[1]),
     ):
         result[name] = value
         if reason is not None:

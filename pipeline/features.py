@@ -24,6 +24,7 @@ def run(params: Params, category: str) -> None:
         backbone,
         FEATURES / category,
         image_size=params.data.image_size,
+        crop=params.data.crop,
         weights=b.weights,
         device=device,
         batch_size=f.batch_size,

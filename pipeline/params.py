@@ -252,6 +252,7 @@ SCHEMA: dict[str, Any] = {
         "categories": _names(),
         "textures": _names(allow_empty=True),
         "image_size": _int(32, 4096),
+        "crop": _float(0.0, 1.0, lo_open=True),
         "synthetic": {
             "seed": _int(0),
             "n_train": _int(1),
@@ -373,6 +374,7 @@ class DataParams:
     categories: tuple[str, ...]
     textures: tuple[str, ...]
     image_size: int
+    crop: float
     synthetic: SyntheticParams
 
     def is_texture(self, category: str) -> bool:

@@ -558,6 +558,7 @@ class Maps:
     images: np.ndarray  # (k, S, S, 3) uint8
     maps: np.ndarray  # (k, S, S) float32
     masks: np.ndarray  # (k, S, S) bool
+    has_masks: bool = True  # False: a category without ground truth (the mask column says so)
 
 
 def load_maps(path: Path) -> Maps:
@@ -565,6 +566,7 @@ def load_maps(path: Path) -> Maps:
     try:
         with np.load(path, allow_pickle=False) as z:
             names, images, maps, masks = (z[k] for k in ("names", "images", "maps", "masks"))
+            has_masks = bool(z["has_masks"]) if "has_masks" in z.files else True
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise DataError(f"{path} is not a readable maps file ({err}); rerun `dvc repro`") from None
     k = len(names)
@@ -581,7 +583,7 @@ def load_maps(path: Path) -> Maps:
             "rerun `dvc repro`"
         )
     maps = np.nan_to_num(maps.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    return Maps([str(n) for n in names], images.astype(np.uint8), maps, masks.astype(bool))
+    return Maps([str(n) for n in names], images.astype(np.uint8), maps, masks.astype(bool), has_masks)
 
 
 def save_figure(category: str, data: Maps, path: Path) -> None:
@@ -603,7 +605,10 @@ def save_figure(category: str, data: Maps, path: Path) -> None:
         axes[i][1].imshow(
             data.maps[i], cmap="jet", alpha=0.5, vmin=lo, vmax=hi, extent=extent, interpolation="bilinear"
         )
-        axes[i][2].imshow(data.masks[i], cmap="gray", vmin=0, vmax=1, extent=extent, interpolation="nearest")
+        if data.has_masks:
+            axes[i][2].imshow(data.masks[i], cmap="gray", vmin=0, vmax=1, extent=extent, interpolation="nearest")
+        else:
+            axes[i][2].text(0.5, 0.5, "no mask", ha="center", va="center", fontsize=7, transform=axes[i][2].transAxes)
         axes[i][0].set_title(data.names[i], fontsize=7)
         for ax in axes[i]:
             ax.set_axis_off()

@@ -13,7 +13,7 @@ import numpy as np
 from frad import metrics
 from frad.cache import FeatureCache
 from frad.curves import compute_curves
-from frad.data import index_category, read_image
+from frad.data import crop_box, index_category, read_image
 from frad.device import resolve_device
 from frad.io import atomic_path, write_json
 from frad.score import anomaly_maps, image_scores
@@ -71,7 +71,7 @@ def evaluate(
     index = index_category(DATASETS, category)
     size = cache.image_size
     images = (
-        np.stack([_thumbnail(index.test[i].path, size) for i in keep])
+        np.stack([_thumbnail(index.test[i].path, size, cache.crop) for i in keep])
         if keep
         else np.zeros((0, size, size, 3), np.uint8)
     )
@@ -82,7 +82,8 @@ def evaluate(
                 names=np.array([cache.test_names[i] for i in keep]),
                 images=images,
                 maps=maps[keep].astype(np.float16),
-                masks=masks[keep],
+                masks=masks[keep] if masks is not None else np.zeros((len(keep), size, size), bool),
+                has_masks=masks is not None,
             )
     write_json(curves_path(category, method, seed), compute_curves(maps, masks, scores, labels, sc.pro_limit))
     write_json(score_path(category, method, seed), result)
@@ -105,10 +106,13 @@ def run(params: Params, category: str, variant: str, seed: int) -> dict:
     return evaluate(params, category, variant, seed, maps, image_scores(maps, params.score.top_k), cache, info)
 
 
-def _thumbnail(path, size: int) -> np.ndarray:
+def _thumbnail(path, size: int, crop: float) -> np.ndarray:
+    """The test image as the backbone saw it (resized and centre-cropped, :func:`frad.data.crop_box`), uint8."""
     from PIL import Image
 
-    return np.asarray(Image.fromarray(read_image(path)).resize((size, size), Image.Resampling.BILINEAR))
+    resized, top = crop_box(size, crop)
+    image = np.asarray(Image.fromarray(read_image(path)).resize((resized, resized), Image.Resampling.BILINEAR))
+    return np.ascontiguousarray(image[top : top + size, top : top + size])
 
 
 @stage_main

@@ -43,10 +43,10 @@ SIGMA = 4.0
 class Data:
     train: dict[int, torch.Tensor]
     test: dict[int, torch.Tensor]
-    masks: np.ndarray  # (N, S, S) bool
+    masks: np.ndarray | None  # (N, S, S) bool; None: a category without masks (image metrics only)
     labels: np.ndarray
     image_size: int
-    grid_defect: torch.Tensor  # (N, h, w) bool: defect area ≥ 1/2 of the grid cell
+    grid_defect: torch.Tensor | None  # (N, h, w) bool: defect area ≥ 1/2 of the grid cell
     grid_normal: torch.Tensor  # (N, h, w) bool: cells of good images
     foreign: dict[int, torch.Tensor] | None = None  # train maps of another category (the copy test)
 
@@ -54,12 +54,15 @@ class Data:
 def load(path: str, channels: int, foreign: str | None = None) -> Data:
     cache = FeatureCache(path)
     train, test = cache.layers("train", LAYERS), cache.layers("test", LAYERS)
-    masks, labels = cache.test_masks().astype(bool), cache.test_labels()
+    masks, labels = cache.test_masks(), cache.test_labels()
     h, w = fuse_features({l: m[:1] for l, m in test.items()}, channels).shape[-2:]
-    area = F.adaptive_avg_pool2d(torch.from_numpy(masks).float()[:, None], (h, w))[:, 0]
+    defect = None
+    if masks is not None:
+        masks = masks.astype(bool)
+        defect = F.adaptive_avg_pool2d(torch.from_numpy(masks).float()[:, None], (h, w))[:, 0] >= 0.5
     normal = torch.from_numpy(labels == 0)[:, None, None].expand(-1, h, w)
     other = FeatureCache(foreign).layers("train", LAYERS) if foreign else None
-    return Data(train, test, masks, labels, cache.image_size, area >= 0.5, normal.clone(), other)
+    return Data(train, test, masks, labels, cache.image_size, defect, normal.clone(), other)
 
 
 @torch.inference_mode()
@@ -99,15 +102,15 @@ def grid_distances(model, maps: dict[int, torch.Tensor], channels: int) -> torch
 
 def evaluate(maps: torch.Tensor, d: torch.Tensor | None, data: Data, top_k: int = 1) -> dict[str, float]:
     m = maps.numpy()
-    row = {
-        "image": metrics.image_auroc(image_scores(maps, top_k), data.labels),
-        "pixel": metrics.pixel_auroc(m, data.masks),
-        "pro": metrics.au_pro(m, data.masks, 0.3),
-    }
+    row = {"image": metrics.image_auroc(image_scores(maps, top_k), data.labels)}
+    if data.masks is not None:
+        row.update(pixel=metrics.pixel_auroc(m, data.masks), pro=metrics.au_pro(m, data.masks, 0.3))
     if d is not None:
         row["d_norm"] = float(d[data.grid_normal].mean())
-        row["d_def"] = float(d[data.grid_defect].mean())
-        row["ratio"] = row["d_def"] / row["d_norm"]
+        row["d_bad"] = float(d[torch.from_numpy(data.labels == 1)].mean())  # every position of defective images
+        if data.grid_defect is not None:
+            row["d_def"] = float(d[data.grid_defect].mean())
+            row["ratio"] = row["d_def"] / row["d_norm"]
         row["mean_auroc"] = metrics.image_auroc(d.flatten(1).mean(1).numpy(), data.labels)
         peak = d.flatten(1).amax(1).numpy()  # unblurred grid maximum per image
         row["max_good"], row["max_bad"] = float(peak[data.labels == 0].mean()), float(peak[data.labels == 1].mean())
@@ -117,19 +120,28 @@ def evaluate(maps: torch.Tensor, d: torch.Tensor | None, data: Data, top_k: int 
 def base_model(args) -> dict:
     """The diagnosis's reference model: GFE after every encoder module, the reading these numbers were measured
     against (docs/diagnosis.md); the project default since the study is GFE at the bottleneck only."""
-    return {"in_channels": args.channels, "widths": (args.width,) * 3, "gfe_modules": (1, 2, 3)}
+    return {"in_channels": args.channels, "widths": (args.width,) * 3, "gfe_modules": tuple(args.gfe_modules)}
+
+
+def relu_maps(maps: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """The cached maps through a ReLU: non-negative like the post-ReLU ResNet stages of the paper's WRN50-2
+    (EfficientNet-Lite0's stage outputs end in a linear projection: about half their energy is negative)."""
+    return {l: m.clamp(min=0) for l, m in maps.items()}
 
 
 def train_eval(data: Data, args, seed: int, on_model: Callable | None = None, **over) -> dict[str, float]:
-    mc = {**base_model(args), **over.pop("model", {})}
+    channels = over.pop("channels", args.channels)
+    if over.pop("relu", False):
+        data = dataclasses.replace(data, train=relu_maps(data.train), test=relu_maps(data.test), foreign=None)
+    mc = {**base_model(args), "in_channels": channels, **over.pop("model", {})}
     tc = {"epochs": args.epochs, "seed": seed, "device": "cpu", **over.pop("train", {})}
-    result = train_model(data.train, args.channels, ModelConfig(**mc), TrainConfig(**tc), progress=False)
-    maps = anomaly_maps(result.model, data.test, args.channels, data.image_size, SIGMA)
-    row = evaluate(maps, grid_distances(result.model, data.test, args.channels), data, over.pop("top_k", 1))
+    result = train_model(data.train, channels, ModelConfig(**mc), TrainConfig(**tc), progress=False)
+    maps = anomaly_maps(result.model, data.test, channels, data.image_size, SIGMA)
+    row = evaluate(maps, grid_distances(result.model, data.test, channels), data, over.pop("top_k", 1))
     row["loss"] = result.history[-1]["rec"]
-    if data.foreign is not None:
+    if data.foreign is not None and channels == args.channels:
         row["pasted"] = pasted_ratio(result.model, data, args.channels)
-    row["max_train"] = float(grid_distances(result.model, data.train, args.channels).flatten(1).amax(1).mean())
+    row["max_train"] = float(grid_distances(result.model, data.train, channels).flatten(1).amax(1).mean())
     if on_model is not None:
         on_model(result.model, maps, row)
     return row
@@ -142,6 +154,7 @@ def table(title: str, rows: list[tuple[str, list[dict]]], cols: tuple[str, ...])
         "pro": "AU-PRO",
         "d_norm": "D_cos normal",
         "d_def": "D_cos defect",
+        "d_bad": "D_cos defective images",
         "ratio": "defect/normal",
         "mean_auroc": "AUROC of mean D",
         "loss": "train L_rec",
@@ -164,6 +177,7 @@ FULL = (
     "pro",
     "d_norm",
     "d_def",
+    "d_bad",
     "ratio",
     "mean_auroc",
     "loss",
@@ -203,6 +217,15 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
     "norm": [
         ("z as is (paper)", {}),
         ("z standardised per channel", {"model": {"input_norm": "channel"}}),
+    ],
+    "channels": [  # eq. 2–3 with Lite0's layers 2/3 of 40/112 channels: C above them duplicates channels
+        ("C 128 (both layers pooled up)", {}),
+        ("C 64", {"channels": 64}),
+        ("C 40 (= layer 2's width)", {"channels": 40}),
+    ],
+    "signed": [
+        ("cached maps as they are (Lite0: signed)", {}),
+        ("ReLU of the cached maps (non-negative, as WRN50-2's stages)", {"relu": True}),
     ],
 }
 
@@ -283,7 +306,36 @@ def run_nn(data: Data, args) -> str:
         z = fuse_features(data.test, args.channels)
         d = cosine_distance(z, mean.view(1, -1, 1, 1).expand_as(z))
     rows.append(("D_cos(z, mean train z)", [evaluate(to_image_maps(d, data.image_size, SIGMA), d, data)]))
-    return table("training-free references", rows, ("image", "pixel", "pro", "d_norm", "d_def", "ratio"))
+    for name in ("cosine", "euclidean"):
+        d = nn_on_z(data, args.channels, name)
+        rows.append(
+            (
+                f"NN on the fused z (eq. 3), {name}, bank of {NN_BANK} train positions",
+                [evaluate(to_image_maps(d, data.image_size, SIGMA), d, data)],
+            )
+        )
+    return table("training-free references", rows, ("image", "pixel", "pro", "d_norm", "d_def", "d_bad", "ratio"))
+
+
+NN_BANK = 16384  # random train positions of the fused grid (of 320·32² on screw): the NN's cost stays minutes
+
+
+@torch.inference_mode()
+def nn_on_z(data: Data, channels: int, metric: str) -> torch.Tensor:
+    """Distance of every test position of the fused z (what FRAD reconstructs) to its nearest neighbour among
+    ``NN_BANK`` random train positions: (N, h, w). ``cosine``: D_cos (eq. 8); ``euclidean``: L2."""
+    bank = fuse_features(data.train, channels).permute(0, 2, 3, 1).reshape(-1, channels)
+    bank = bank[torch.randperm(len(bank), generator=torch.Generator().manual_seed(0))[:NN_BANK]]
+    z = fuse_features(data.test, channels)
+    n, _, h, w = z.shape
+    q = z.permute(0, 2, 3, 1).reshape(-1, channels)
+    if metric == "cosine":
+        bank, q = F.normalize(bank, dim=1), F.normalize(q, dim=1)
+    out = []
+    for part in q.split(8192):
+        d = 1 - part @ bank.T if metric == "cosine" else torch.cdist(part, bank)
+        out.append(d.amin(1))
+    return torch.cat(out).reshape(n, h, w)
 
 
 EXPERIMENTS = {"epochs": run_epochs, "score": run_score, "nn": run_nn}
@@ -301,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--foreign", help="feature cache of another category for the copy test (default: ../bottle)")
     p.add_argument("--channels", type=int, default=128, help="C")
     p.add_argument("--width", type=int, default=64, help="encoder module widths")
+    p.add_argument("--gfe-modules", type=int, nargs="+", default=[1, 2, 3], help="GFE placement of the reference model")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     foreign = args.foreign or Path(args.features).parent / "bottle"

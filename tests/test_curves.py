@@ -92,6 +92,24 @@ def test_undefined_curves_are_empty():
     all_defect = compute_curves(maps, np.ones_like(masks), scores, labels, 0.3)
     assert all_defect["pixel_roc"] == [] and all_defect["pro"] == [] and all_defect["image_roc"]
 
+    no_masks = compute_curves(maps, None, scores, labels, 0.3)  # a category without ground truth
+    assert no_masks == {
+        "image_roc": compute_curves(maps, masks, scores, labels, 0.3)["image_roc"],
+        "pixel_roc": [],
+        "pro": [],
+    }
+
+
+def test_measure_without_masks_gives_image_auroc_and_names_why_pixel_metrics_are_undefined():
+    from frad import metrics
+
+    maps, masks, scores, labels = _case(0)
+    with_masks, without = metrics.measure(maps, scores, labels, masks), metrics.measure(maps, scores, labels, None)
+    assert without["image_auroc"] == with_masks["image_auroc"] == metrics.image_auroc(scores, labels)
+    assert without["pixel_auroc"] is None and without["pro"] is None
+    assert without["undefined"] == {"pixel_auroc": metrics.NO_MASKS, "pro": metrics.NO_MASKS}
+    assert "ground_truth" in metrics.NO_MASKS
+
 
 def test_bad_input_is_named():
     maps, masks, scores, labels = _case(0)

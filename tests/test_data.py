@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -240,6 +241,33 @@ def test_error_defect_image_without_mask(tmp_path):
     assert str(cat / "ground_truth" / "crack" / "001_mask.png") in msg
 
 
+def test_category_without_ground_truth_has_labels_but_no_masks(tmp_path):
+    """OK / NG folders only: the defect images load with label 1 and an all-False mask; pixel truth is unknown."""
+    cat = _tiny_category(tmp_path)
+    _png(cat / "test" / "crack" / "001.png")
+    with pytest.raises(DataError, match="001.png has no mask"):  # ground_truth/ present: every mask is required
+        index_category(tmp_path, "thing")
+    shutil.rmtree(cat / "ground_truth")
+    index = index_category(tmp_path, "thing")
+    assert index.has_masks is False
+    assert [(s.label, s.defect, s.mask_path) for s in index.test] == [
+        (0, "good", None),
+        (1, "crack", None),
+        (1, "crack", None),
+    ]
+    item = ImageDataset(index.test, 16, IMAGENET_MEAN, IMAGENET_STD)[1]
+    assert item["label"] == 1 and not item["mask"].any()
+
+
+def test_good_only_category_without_ground_truth_keeps_its_masks(tmp_path):
+    """No defect image, so nothing lacks a mask: the all-False masks are the ground truth (pixel metrics undefined
+    because no defect pixel exists, not because masks are missing)."""
+    cat = _tiny_category(tmp_path)
+    shutil.rmtree(cat / "ground_truth")
+    shutil.rmtree(cat / "test" / "crack")
+    assert index_category(tmp_path, "thing").has_masks is True
+
+
 def test_error_mask_size_differs_from_image(tmp_path):
     cat = _tiny_category(tmp_path)
     _png(cat / "ground_truth" / "crack" / "000_mask.png", hw=(8, 8), value=255, mode="L")
@@ -325,6 +353,33 @@ def test_load_image_normalises_with_given_mean_std(tmp_path):
     t = load_image(path, 8, IMAGENET_MEAN, IMAGENET_STD)
     expected = (0.2 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     assert torch.allclose(t[:, 3, 3], expected, atol=1e-5)
+
+
+def test_crop_is_resize_to_s_over_crop_then_centre_crop_like_torchvision(tmp_path):
+    """§2.3 "resized and cropped": crop 0.875 at S = 64 resizes to round(64 / 0.875) = 73 and keeps the centred
+    64×64, exactly as torchvision's resize (antialiased bilinear) then center_crop; the mask is cut the same way."""
+    import torchvision.transforms.functional as TF
+
+    from frad.data import crop_box, to_tensor
+
+    assert crop_box(64, 1.0) == (64, 0) and crop_box(64, 0.875) == (73, 4) and crop_box(256, 0.875) == (293, 18)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    ours = to_tensor(image, 64, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), crop=0.875)
+    t = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+    ref = TF.center_crop(TF.resize(t, [73, 73], antialias=True), [64, 64])
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
+    assert torch.equal(to_tensor(image, 64, (0.0,) * 3, (1.0,) * 3), to_tensor(image, 64, (0.0,) * 3, (1.0,) * 3, 1.0))
+
+    mask = np.zeros((90, 120), np.uint8)
+    mask[40:50, 55:65] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    cropped = load_mask(tmp_path / "mask.png", (90, 120), 64, crop=0.875)
+    full = np.asarray(Image.fromarray(mask).resize((73, 73), Image.Resampling.NEAREST)) > 127
+    np.testing.assert_array_equal(cropped, full[4:68, 4:68])
+    assert cropped.shape == (64, 64) and cropped.any()
+    with pytest.raises(Exception, match="data.crop must be a fraction"):
+        to_tensor(image, 64, (0.0,) * 3, (1.0,) * 3, crop=0.0)
 
 
 def test_load_mask_nearest_resize_and_zero_for_good(tmp_path):

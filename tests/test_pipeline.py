@@ -137,3 +137,31 @@ def test_code_changes_rerun_exactly_their_stages(ws):
     with (ws / "pipeline" / "report.py").open("a") as fh:
         fh.write("\n# changed\n")
     assert status(ws) == {"report", "choices_report"}  # the study's report reuses the report's table code
+
+
+def test_category_without_masks_runs_end_to_end_with_pixel_metrics_na(tmp_path):
+    """OK / NG folders only (no ground_truth/): `dvc repro` runs every stage; image AUROC is measured, pixel AUROC
+    and AU-PRO are null with the reason in the score files and metrics.json, and n/a with it in Tables 1-2."""
+    from frad.metrics import NO_MASKS
+    from frad.synthetic import generate_category
+
+    root = tmp_path / "okng"
+    generate_category(root, "tile", seed=0, n_train=6, n_test_good=2, n_test_defect_per_type=2, size=64)
+    shutil.rmtree(root / "tile" / "ground_truth")
+    ws = make_workspace(
+        tmp_path / "ws", {**TINY, "data.source": "folder", "data.root": str(root), "ablation.layers": []}
+    )
+    ran = repro(ws)
+    assert {"report", "features@tile", "score@tile-full-0", "baseline@tile-rd-0"} <= ran
+    assert status(ws) == set()
+    for method in ("full", "padim", "patchcore", "rd"):
+        score = json.loads((ws / "data" / "scores" / "tile" / method / "seed0.json").read_text())
+        assert 0.0 <= score["image_auroc"] <= 1.0 and score["n_defect"] > 0, method
+        assert score["pixel_auroc"] is None and score["pro"] is None, method
+        assert score["undefined"] == {"pixel_auroc": NO_MASKS, "pro": NO_MASKS}, method
+    metrics = json.loads((ws / "reports" / "metrics.json").read_text())
+    assert 0.0 <= metrics["image_auroc"] <= 1.0 and metrics["pixel_auroc"] is None and metrics["pro"] is None
+    tables = (ws / "reports" / "tables.md").read_text()
+    table12 = tables.split("Table 3")[0]
+    assert "n/a" in table12 and "no ground-truth masks" in table12
+    assert (ws / "reports" / "figures" / "tile.png").is_file()
