@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from frad.errors import ConfigError, DownloadError, TrainingError, WeightsError
+from frad.layers import BACKBONE_CHANNELS
 
 __all__ = [
     "BACKBONES",
@@ -193,7 +194,7 @@ def _effnet_imagenet(download_timeout: float) -> StateDict:
 BACKBONES: dict[str, BackboneSpec] = {
     "wide_resnet50_2": BackboneSpec(
         name="wide_resnet50_2",
-        channels={1: 256, 2: 512, 3: 1024},
+        channels=BACKBONE_CHANNELS["wide_resnet50_2"],
         strides={1: 4, 2: 8, 3: 16},
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
@@ -203,7 +204,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     ),
     "tf_efficientnet_lite0": BackboneSpec(
         name="tf_efficientnet_lite0",
-        channels={1: 24, 2: 40, 3: 112},
+        channels=BACKBONE_CHANNELS["tf_efficientnet_lite0"],
         strides={1: 4, 2: 8, 3: 16},
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),

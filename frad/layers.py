@@ -10,6 +10,12 @@ from .errors import ConfigError
 
 VALID_LAYERS = (1, 2, 3)
 
+# Channels of layers 1, 2, 3 of each supported backbone (frad.backbone builds them; params checks use them at load).
+BACKBONE_CHANNELS: dict[str, dict[int, int]] = {
+    "wide_resnet50_2": {1: 256, 2: 512, 3: 1024},
+    "tf_efficientnet_lite0": {1: 24, 2: 40, 3: 112},
+}
+
 
 def check_layers(layers: Sequence[int], key: str = "features.layers") -> tuple[int, ...]:
     """Validate a layer set L ⊆ {1,2,3}; returns it sorted and de-duplicated."""

@@ -13,13 +13,13 @@ from typing import Any, Callable, Sequence, get_type_hints
 import yaml
 
 from frad.errors import ConfigError
-from frad.layers import check_layers
+from frad.layers import BACKBONE_CHANNELS, check_layers
 from frad.mvtec import MVTEC_TEXTURES
 
 PARAMS_FILE = "params.yaml"
 SOURCES = ("mvtec", "archive", "folder", "synthetic")
 PRECISIONS = ("fp32", "bf16", "fp16")
-BACKBONE_NAMES = ("tf_efficientnet_lite0", "wide_resnet50_2")  # = frad.backbone.BACKBONES (tested); no timm import here
+BACKBONE_NAMES = tuple(sorted(BACKBONE_CHANNELS))  # = frad.backbone.BACKBONES (tested); no torch import here
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LAYER_VARIANT = re.compile(r"^L([123]+)$")
 BASELINES = ("padim", "patchcore", "rd")  # same-harness comparison methods (frad/<name>.py, pipeline/<name>.py)
@@ -618,6 +618,12 @@ def _cross_checks(p: Params) -> None:
                 f"baselines.methods: {method} needs backbone layers {list(needed[method])}, and features.cache_layers "
                 f"{sorted(cache)} lacks layer {missing[0]}; add it there"
             )
+    total = sum(BACKBONE_CHANNELS[p.backbone.name][l] for l in needed["padim"])
+    if "padim" in p.baselines.methods and p.baselines.padim.d > total:
+        raise ConfigError(
+            f"baselines.padim.d={p.baselines.padim.d} exceeds the {total} channels of {p.backbone.name}'s layers "
+            f"{list(needed['padim'])}; lower it (the PaDiM paper: 550 for WRN50-2, 100 for ResNet-18-size backbones)"
+        )
 
 
 def _check_choices(p: Params) -> None:

@@ -163,7 +163,11 @@ def table(title: str, rows: list[tuple[str, list[dict]]], cols: tuple[str, ...])
         "max_good": "max D good",
         "max_bad": "max D defective",
     }
-    lines = [f"### {title}", "", "| setting | seeds | " + " | ".join(names[c] for c in cols) + " |"]
+    lines = [
+        f"### {title}",
+        "",
+        "| setting | seeds | " + " | ".join(names.get(c, c.replace("_", " ")) for c in cols) + " |",
+    ]
     lines.append("|---|---|" + "---|" * len(cols))
     for label, runs in rows:
         cells = [fmt([r[c] for r in runs]) if all(c in r for r in runs) else "—" for c in cols]
@@ -299,8 +303,11 @@ def nn_reference(data: Data, args):
 def run_nn(data: Data, args) -> str:
     """Training-free references on the same features: 3×3-mean nearest neighbour (same-harness PatchCore, full
     bank) and D_cos of each fused z to the mean train z (what a network that outputs the mean would score)."""
-    nn = nn_reference(data, args)
-    rows = [("NN, 3×3 mean, full bank (PatchCore harness)", [evaluate(nn.maps, None, data)])]
+    rows = []
+    if args.with_nn:
+        rows.append(
+            ("NN, 3×3 mean, full bank (PatchCore harness)", [evaluate(nn_reference(data, args).maps, None, data)])
+        )
     mean, _ = channel_stats(data.train, args.channels)
     with torch.inference_mode():
         z = fuse_features(data.test, args.channels)
@@ -338,7 +345,96 @@ def nn_on_z(data: Data, channels: int, metric: str) -> torch.Tensor:
     return torch.cat(out).reshape(n, h, w)
 
 
-EXPERIMENTS = {"epochs": run_epochs, "score": run_score, "nn": run_nn}
+BORDER = 16  # px of the S×S image counted as border (two cells of the 32×32 grid at S = 256)
+
+
+def maxima_places(images: np.ndarray, maps: np.ndarray) -> list[str]:
+    """Where each map has its maximum: ``border`` (within BORDER px of the image edge), ``object`` (on or within
+    4 px of the Otsu foreground of the grey image, the side of the threshold holding fewer pixels) or
+    ``background``."""
+    from scipy.ndimage import binary_dilation
+    from skimage.filters import threshold_otsu
+
+    places = []
+    for image, m in zip(images, maps):
+        grey = image.mean(axis=2)
+        fg = grey > threshold_otsu(grey)
+        fg = fg if fg.mean() < 0.5 else ~fg
+        fg = binary_dilation(fg, iterations=4)
+        y, x = np.unravel_index(int(m.argmax()), m.shape)
+        size = m.shape[0]
+        edge = min(y, x, size - 1 - y, size - 1 - x) < BORDER
+        places.append("border" if edge else "object" if fg[y, x] else "background")
+    return places
+
+
+def run_maxima(data: Data, args) -> str:
+    """Where the image score (max of A_pix, §1.5) comes from, per seed: counts of the maximum's place in good and
+    defective test images; with ``--figure``, the maps of a few good and defective images with the maximum marked."""
+    from frad.data import crop_box, index_category, read_image
+
+    if not args.dataset:
+        raise SystemExit("experiment maxima needs --dataset <root>/<category> (the images of the cache)")
+    root = Path(args.dataset)
+    index = index_category(root.parent, root.name)
+    size = data.image_size
+    resized, top = crop_box(size, FeatureCache(args.features).crop)
+    from PIL import Image
+
+    images = np.stack(
+        [
+            np.asarray(Image.fromarray(read_image(s.path)).resize((resized, resized), Image.Resampling.BILINEAR))[
+                top : top + size, top : top + size
+            ]
+            for s in index.test
+        ]
+    )
+    rows, kept = [], {}
+
+    def collect(model, maps, row):
+        m = maps.numpy()
+        places = maxima_places(images, m)
+        for label, name in ((0, "good"), (1, "defective")):
+            sel = [p for p, y in zip(places, data.labels) if y == label]
+            for place in ("border", "object", "background"):
+                row[f"{name}_{place}"] = sel.count(place) / len(sel)
+        kept.setdefault("maps", m)
+
+    runs = [train_eval(data, args, seed, on_model=collect) for seed in args.seeds]
+    cols = tuple(f"{n}_{p}" for n in ("good", "defective") for p in ("border", "object", "background"))
+    rows.append(("FRAD (reference)", runs))
+    if args.figure:
+        save_maxima_figure(images, kept["maps"], data.labels, Path(args.figure))
+    return table("place of the image score's maximum (fraction of images)", rows, ("image", *cols))
+
+
+def save_maxima_figure(images: np.ndarray, maps: np.ndarray, labels: np.ndarray, path: Path, n: int = 4) -> None:
+    """Rows of good then defective test images (the n lowest- and highest-scored of each): image + map, max ×."""
+    from matplotlib.figure import Figure
+
+    score = maps.reshape(len(maps), -1).max(1)
+    picks = []
+    for label in (0, 1):
+        idx = np.flatnonzero(labels == label)
+        order = idx[np.argsort(score[idx])]
+        picks += [(i, label) for i in (*order[: n // 2], *order[-(n - n // 2) :])]
+    lo, hi = float(maps.min()), float(maps.max())
+    fig = Figure(figsize=(2.0 * len(picks) / 2, 4.4), dpi=90)
+    axes = fig.subplots(2, len(picks) // 2, squeeze=False)
+    for k, (i, label) in enumerate(picks):
+        ax = axes[label][k % (len(picks) // 2)]
+        ax.imshow(images[i])
+        ax.imshow(maps[i], cmap="jet", alpha=0.5, vmin=lo, vmax=hi)
+        y, x = np.unravel_index(int(maps[i].argmax()), maps[i].shape)
+        ax.plot([x], [y], "wx", markersize=8, mew=2)
+        ax.set_title(f"{'good' if label == 0 else 'defective'} {score[i]:.3f}", fontsize=7)
+        ax.set_axis_off()
+    fig.suptitle(f"A_pix (one scale {lo:.3g}–{hi:.3g}), × = image score's place; lowest and highest scored", fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata={"Software": None})
+
+
+EXPERIMENTS = {"epochs": run_epochs, "score": run_score, "nn": run_nn, "maxima": run_maxima}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,11 +445,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--every", type=int, default=5, help="epochs between evaluations (experiment epochs)")
     p.add_argument("--rows", type=int, nargs="*", help="run only these rows (0-based) of a variants experiment")
-    p.add_argument("--with-nn", action="store_true", help="experiment score: also the NN reference (slow)")
+    p.add_argument("--with-nn", action="store_true", help="experiments score, nn: also the full-bank NN (slow)")
     p.add_argument("--foreign", help="feature cache of another category for the copy test (default: ../bottle)")
     p.add_argument("--channels", type=int, default=128, help="C")
     p.add_argument("--width", type=int, default=64, help="encoder module widths")
     p.add_argument("--gfe-modules", type=int, nargs="+", default=[1, 2, 3], help="GFE placement of the reference model")
+    p.add_argument("--dataset", help="experiment maxima: <root>/<category>, the images the cache was computed on")
+    p.add_argument("--figure", help="experiment maxima: write the maps figure (PNG) here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     foreign = args.foreign or Path(args.features).parent / "bottle"

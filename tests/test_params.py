@@ -162,6 +162,10 @@ RANGES = {
     "score.pro_limit=0": (changed(score__pro_limit=0), "score.pro_limit must be > 0"),
     "score.pro_limit=1.5": (changed(score__pro_limit=1.5), "score.pro_limit must be <= 1.0"),
     "data.image_size=16": (changed(data__image_size=16), "data.image_size must be >= 32"),
+    "padim.d_above_lite0_channels": (
+        changed(backbone__name="tf_efficientnet_lite0"),
+        "baselines.padim.d=550 exceeds the 176 channels of tf_efficientnet_lite0's layers [1, 2, 3]",
+    ),
     "data.crop=0": (changed(data__crop=0), "data.crop must be > 0.0, got 0"),
     "data.crop=1.2": (changed(data__crop=1.2), "data.crop must be <= 1.0, got 1.2"),
 }
