@@ -8,7 +8,10 @@ Loss (eq. 2–3): Σ_k mean over positions of 1 − cos(f_E^k, f_D^k) along chan
 Σ_k of each layer's 1 − cos upsampled to the image size (bilinear), then the σ Gaussian; image score = max.
 
 Widths are read from the teacher's channels, so the same code runs on WRN50-2 (256/512/1024, their setting)
-and EfficientNet-Lite0 (24/40/112). Block counts and widths follow their ``wide_resnet50_2`` configuration:
+and EfficientNet-Lite0 (24/40/112). Their student ends every decoder stage in a ReLU, as ResNet's stages do, so
+it matches ResNet's non-negative maps; Lite0's stages end in a linear projection (about half of their energy is
+negative), which a ReLU output can never match (cosine distance ≥ 0.29–0.38 per layer at every position). So
+the decoder stages' last ReLU is dropped when the teacher's train maps hold negative values (``linear_output``). Block counts and widths follow their ``wide_resnet50_2`` configuration:
 OCE = 3 bottleneck blocks to 2·C_last channels; decoder stages of 3, 4, 6 blocks (coarse to fine); every
 bottleneck's inner width is half its output (the "wide" variant).
 """
@@ -75,8 +78,9 @@ class Bottleneck(nn.Module):
     """ResNet bottleneck 1×1 → 3×3 (stride) → 1×1 with a residual; ``up``: the 3×3 becomes a 2×2 stride-2
     transposed conv and the shortcut a 2×2 stride-2 transposed conv + BN (their de-ResNet ``DeBottleneck``)."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1, up: bool = False):
+    def __init__(self, cin: int, cout: int, stride: int = 1, up: bool = False, relu: bool = True):
         super().__init__()
+        self.relu = relu  # False: linear output (the last block of a decoder stage under a signed teacher)
         w = max(1, cout // 2)  # wide variant: inner width = output / 2
         mid = nn.ConvTranspose2d(w, w, 2, stride=2, bias=False) if up else nn.Conv2d(w, w, 3, stride, 1, bias=False)
         self.body = nn.Sequential(
@@ -93,7 +97,8 @@ class Bottleneck(nn.Module):
             self.shortcut = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.body(x) + self.shortcut(x))
+        out = self.body(x) + self.shortcut(x)
+        return torch.relu(out) if self.relu else out
 
 
 class OCBE(nn.Module):
@@ -127,11 +132,13 @@ class Decoder(nn.Module):
     """De-ResNet: one stage per teacher layer, coarse to fine, each opened by an upsampling bottleneck (2×2
     stride-2 transposed convs) to that layer's width; returns the maps finest first (the teacher's order)."""
 
-    def __init__(self, channels: Sequence[int], blocks: Sequence[int] = DECODER_BLOCKS):
+    def __init__(self, channels: Sequence[int], blocks: Sequence[int] = DECODER_BLOCKS, linear_output: bool = False):
         super().__init__()
         stages, cin = [], 2 * channels[-1]
         for c, n in zip(reversed(channels), blocks):
-            stages.append(nn.Sequential(Bottleneck(cin, c, up=True), *[Bottleneck(c, c) for _ in range(n - 1)]))
+            body = [Bottleneck(cin, c, up=True), *[Bottleneck(c, c) for _ in range(n - 1)]]
+            body[-1].relu = not linear_output  # each stage's output is compared with a teacher map
+            stages.append(nn.Sequential(*body))
             cin = c
         self.stages = nn.ModuleList(stages)
 
@@ -144,13 +151,16 @@ class Decoder(nn.Module):
 
 
 class Student(nn.Module):
-    def __init__(self, channels: Sequence[int]):
+    """OCBE + decoder; ``linear_output``: no ReLU at the decoder stages' outputs (for a signed teacher)."""
+
+    def __init__(self, channels: Sequence[int], linear_output: bool = False):
         super().__init__()
         if len(channels) > len(DECODER_BLOCKS):
             raise ConfigError(f"RD supports at most {len(DECODER_BLOCKS)} layers, got {len(channels)}")
         self.channels = tuple(int(c) for c in channels)
+        self.linear_output = bool(linear_output)
         self.bottleneck = OCBE(self.channels)
-        self.decoder = Decoder(self.channels)
+        self.decoder = Decoder(self.channels, linear_output=self.linear_output)
 
     def forward(self, teacher: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         return self.decoder(self.bottleneck(teacher))
@@ -196,7 +206,8 @@ def train_rd(
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)  # batch order
     maps = {l: train[l].to(device, non_blocking=True) for l in layers}
-    model = Student([int(train[l].shape[1]) for l in layers]).to(device)
+    signed = any(bool((maps[l] < 0).any()) for l in layers)  # Lite0: yes; ResNet stages (post-ReLU): no
+    model = Student([int(train[l].shape[1]) for l in layers], linear_output=signed).to(device)
     model.train()
     opt = Adam(model.parameters(), lr=config.lr, betas=config.betas)
     bs = min(config.batch_size, n)
@@ -265,5 +276,6 @@ def fit_and_score(
         "final_loss": history[-1],
         "history": history,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "student_output": "linear" if model.linear_output else "relu",
     }
     return BaselineResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info)
