@@ -400,7 +400,15 @@ def run_maxima(data: Data, args) -> str:
                 row[f"{name}_{place}"] = sel.count(place) / len(sel)
         kept.setdefault("maps", m)
 
-    runs = [train_eval(data, args, seed, on_model=collect) for seed in args.seeds]
+    if args.model:  # a model the pipeline trained (data/models/<c>/full/seed<s>.pt): no training here
+        from frad.train import load_model
+
+        model, payload = load_model(args.model)
+        maps = anomaly_maps(model, {l: data.test[l] for l in payload["layers"]}, payload["channels"], size, SIGMA)
+        runs = [evaluate(maps, None, data)]
+        collect(model, maps, runs[0])
+    else:
+        runs = [train_eval(data, args, seed, on_model=collect) for seed in args.seeds]
     cols = tuple(f"{n}_{p}" for n in ("good", "defective") for p in ("border", "object", "background"))
     rows.append(("FRAD (reference)", runs))
     if args.figure:
@@ -452,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gfe-modules", type=int, nargs="+", default=[1, 2, 3], help="GFE placement of the reference model")
     p.add_argument("--dataset", help="experiment maxima: <root>/<category>, the images the cache was computed on")
     p.add_argument("--figure", help="experiment maxima: write the maps figure (PNG) here")
+    p.add_argument("--model", help="experiment maxima: score this trained model (a pipeline checkpoint) instead")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     foreign = args.foreign or Path(args.features).parent / "bottle"
