@@ -10,8 +10,9 @@ Loss (eq. 2–3): Σ_k mean over positions of 1 − cos(f_E^k, f_D^k) along chan
 Widths are read from the teacher's channels, so the same code runs on WRN50-2 (256/512/1024, their setting)
 and EfficientNet-Lite0 (24/40/112). Their student ends every decoder stage in a ReLU, as ResNet's stages do, so
 it matches ResNet's non-negative maps; Lite0's stages end in a linear projection (about half of their energy is
-negative), which a ReLU output can never match (cosine distance ≥ 0.29–0.38 per layer at every position). So
-the decoder stages' last ReLU is dropped when the teacher's train maps hold negative values (``linear_output``). Block counts and widths follow their ``wide_resnet50_2`` configuration:
+negative), which a ReLU output can never match (cosine distance ≥ 0.29–0.38 per layer at every position on
+screw and bottle). ``student_output: linear`` drops the decoder stages' last ReLU; the default keeps their design
+(on MVTec AD screw with Lite0 it scored higher: docs/diagnosis.md). Block counts and widths follow their ``wide_resnet50_2`` configuration:
 OCE = 3 bottleneck blocks to 2·C_last channels; decoder stages of 3, 4, 6 blocks (coarse to fine); every
 bottleneck's inner width is half its output (the "wide" variant).
 """
@@ -48,9 +49,12 @@ class RDConfig:
     seed: int = 0
     layers: tuple[int, ...] = (1, 2, 3)
     device: str = "cpu"
+    student_output: str = "relu"  # their de-ResNet; "linear": no ReLU at the decoder stages' outputs
 
     def __post_init__(self) -> None:
         check_positive_int(self.epochs, "baselines.rd.epochs")
+        if self.student_output not in ("relu", "linear"):
+            raise ConfigError(f"baselines.rd.student_output must be 'relu' or 'linear', got {self.student_output!r}")
         check_positive_int(self.batch_size, "baselines.rd.batch_size")
         object.__setattr__(self, "lr", check_positive(self.lr, "baselines.rd.lr"))
         betas = tuple(self.betas)
@@ -206,8 +210,8 @@ def train_rd(
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)  # batch order
     maps = {l: train[l].to(device, non_blocking=True) for l in layers}
-    signed = any(bool((maps[l] < 0).any()) for l in layers)  # Lite0: yes; ResNet stages (post-ReLU): no
-    model = Student([int(train[l].shape[1]) for l in layers], linear_output=signed).to(device)
+    linear = config.student_output == "linear"
+    model = Student([int(train[l].shape[1]) for l in layers], linear_output=linear).to(device)
     model.train()
     opt = Adam(model.parameters(), lr=config.lr, betas=config.betas)
     bs = min(config.batch_size, n)

@@ -41,7 +41,7 @@ DEMO_PARAMS = {
         "reweight": False,
         "k": 9,
     },
-    "baselines.rd": {"epochs": 30, "batch_size": 16, "lr": 0.005, "betas": [0.5, 0.999]},
+    "baselines.rd": {"epochs": 30, "batch_size": 16, "lr": 0.005, "betas": [0.5, 0.999], "student_output": "relu"},
 }
 
 

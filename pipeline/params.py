@@ -305,7 +305,13 @@ SCHEMA: dict[str, Any] = {
             "reweight": _bool,
             "k": _int(1),
         },
-        "rd": {"epochs": _int(1), "batch_size": _int(1), "lr": _float(0.0, lo_open=True), "betas": _betas},
+        "rd": {
+            "epochs": _int(1),
+            "batch_size": _int(1),
+            "lr": _float(0.0, lo_open=True),
+            "betas": _betas,
+            "student_output": _choice("relu", "linear"),
+        },
     },
     "choices": {"enabled": _bool, "categories": _names(allow_empty=True), "variants": _variants},
 }
@@ -470,6 +476,7 @@ class RdParams:
     batch_size: int
     lr: float
     betas: tuple[float, float]
+    student_output: str
 
 
 @dataclass(frozen=True)

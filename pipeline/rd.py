@@ -13,7 +13,13 @@ from .params import Params
 def run(params: Params, category: str, seed: int) -> dict:
     p = params.baselines.rd
     config = RDConfig(
-        epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, betas=p.betas, seed=seed, device=params.train.device
+        epochs=p.epochs,
+        batch_size=p.batch_size,
+        lr=p.lr,
+        betas=p.betas,
+        seed=seed,
+        device=params.train.device,
+        student_output=p.student_output,
     )
     return baseline.run(params, category, "rd", seed, fit_and_score, config)
 

@@ -36,7 +36,7 @@ TINY = {
     "ablation.layers": ["L3"],
     "baselines.padim": {"d": 16, "eps": 0.01},
     "baselines.patchcore": {"coreset": 0.5, "dims": 32, "projection": 8, "neighbourhood": 3, "reweight": False, "k": 3},
-    "baselines.rd": {"epochs": 1, "batch_size": 4, "lr": 0.005, "betas": [0.5, 0.999]},
+    "baselines.rd": {"epochs": 1, "batch_size": 4, "lr": 0.005, "betas": [0.5, 0.999], "student_output": "relu"},
     "choices.categories": [],  # no study items (tests/test_study.py covers them)
 }
 
