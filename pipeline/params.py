@@ -206,6 +206,13 @@ def _methods(key: str, v: Any) -> list[str]:
     return v
 
 
+def _resamples(key: str, v: Any) -> int:
+    _int(0)(key, v)
+    if 0 < v < 100:  # the 2.5% and 97.5% percentiles need at least ~100 replicates
+        raise ConfigError(f"{key} must be 0 (no intervals) or at least 100, got {v}")
+    return v
+
+
 def _leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """``{"model": {"widths": [8, 8, 8]}}`` -> ``[("model.widths", [8, 8, 8])]``."""
     if not isinstance(node, dict) or not node:
@@ -314,6 +321,7 @@ SCHEMA: dict[str, Any] = {
         },
     },
     "choices": {"enabled": _bool, "categories": _names(allow_empty=True), "variants": _variants},
+    "bootstrap": {"resamples": _resamples, "seed": _int(0)},
 }
 OPTIONAL: dict[str, Any] = {"data.textures": []}
 """Keys that may be left out of params.yaml, with their default."""
@@ -496,6 +504,12 @@ class ChoicesParams:
 
 
 @dataclass(frozen=True)
+class BootstrapParams:
+    resamples: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class Variant:
     """A FRAD model the pipeline trains: its layer set and modules (Tables 3 and 4)."""
 
@@ -519,6 +533,7 @@ class Params:
     ablation: AblationParams
     baselines: BaselinesParams
     choices: ChoicesParams
+    bootstrap: BootstrapParams
 
     def with_choice(self, name: str) -> Params:
         """These params with the open choice of ``choices.variants.<name>`` applied (the study's model)."""

@@ -9,9 +9,14 @@ then ``baselines.methods``) and every seed of ``train.seeds``; writes, each atom
   columns, then PatchCore (not in the paper); Table 3 (module ablation) and Table 4 (layer ablation). Values in %,
   one decimal, mean ± sample standard deviation over seeds when there are several. Δ = ours − paper of the values
   as shown. Group averages are means over categories per seed, then mean ± std over seeds. An undefined metric
-  shows "n/a" with a note giving the reason. Last, a short "Speed" summary of ``reports/benchmark.md``.
+  shows "n/a" with a note giving the reason. With ``bootstrap.resamples`` > 0: Δ marked ∈ where the paper's value
+  lies inside our 95% interval over test images, the best-method line names a winner only where the paired
+  interval says so, and a "Test-set uncertainty" section (``pipeline.report_stats``): every method's interval,
+  paired differences FRAD − each comparison method and each Table 3–4 row − full. Last, a short "Speed" summary
+  of ``reports/benchmark.md``.
 * ``reports/metrics.json`` — the full model's averages (``image_auroc``, ``pixel_auroc``, ``pro`` as fractions,
-  ``categories``, ``seeds``) and each baseline's averages under ``methods.<name>``.
+  ``categories``, ``seeds``; ``ci_low`` / ``ci_high`` per metric with intervals) and each baseline's averages under
+  ``methods.<name>``.
 * ``reports/figures/<category>.png`` — test image, anomaly map, ground truth of the full model (first seed).
 * ``reports/plots/<curve>/<category>.json`` — ROC (image, pixel) and PRO curves of every method (first seed),
   one DVC plot per category and curve (see ``plots:`` in dvc.yaml).
@@ -36,7 +41,7 @@ from frad.curves import CURVES, plot_rows
 from frad.errors import DataError
 from frad.io import atomic_path, write_json, write_text
 
-from . import paper
+from . import paper, report_stats
 from .common import stage_main
 from .params import MODULE_VARIANTS, PARAMS_FILE, Params, load_params
 
@@ -288,7 +293,7 @@ def _groups(p: Params) -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 def _method_cells(
-    scores: Scores, method: str, group: str, cats: Sequence[str], metrics: Sequence[str], notes: Notes
+    scores: Scores, method: str, group: str, cats: Sequence[str], metrics: Sequence[str], notes: Notes, boot: Any
 ) -> list[str]:
     """[ours, paper, Δ] (or [ours] for a method not in the paper); several metrics share a cell as "a / b"."""
     ours, papers, deltas = [], [], []
@@ -297,6 +302,7 @@ def _method_cells(
         cell = _ours(s, m, len(cats), notes, f"{METHOD_LABELS[method]} on {cats[0]}: " if len(cats) == 1 else "")
         ref, mark = _paper_mean(method, group, cats, m, notes)
         paper_cell, delta_cell = _compare(cell, ref, mark)
+        delta_cell += report_stats.paper_mark(boot, method, cats, m, ref) if delta_cell != DASH else ""
         ours.append(cell)
         papers.append(paper_cell)
         deltas.append(delta_cell)
@@ -316,7 +322,7 @@ def _headers(methods: Sequence[str], what: str) -> list[str]:
     return out
 
 
-def category_table(scores: Scores, p: Params, metrics: Sequence[str]) -> str:
+def category_table(scores: Scores, p: Params, metrics: Sequence[str], boot: Any = None) -> str:
     """Table 1 (metrics = image and pixel AUROC, one "image / pixel" cell) or Table 2 (PRO) for the full model
     and every baseline, with texture, object and total averages."""
     notes = Notes()
@@ -324,33 +330,39 @@ def category_table(scores: Scores, p: Params, metrics: Sequence[str]) -> str:
     rows: list[list[str]] = []
     for group, label, cats in _groups(p):
         for c in cats:
-            rows.append([c] + [x for m in methods for x in _method_cells(scores, m, "", [c], metrics, notes)])
+            rows.append([c] + [x for m in methods for x in _method_cells(scores, m, "", [c], metrics, notes, boot)])
         if cats:
-            rows.append([label] + [x for m in methods for x in _method_cells(scores, m, group, cats, metrics, notes)])
+            rows.append(
+                [label] + [x for m in methods for x in _method_cells(scores, m, group, cats, metrics, notes, boot)]
+            )
     total = list(p.data.categories)
     rows.append(
-        ["Total average"] + [x for m in methods for x in _method_cells(scores, m, "total", total, metrics, notes)]
+        ["Total average"] + [x for m in methods for x in _method_cells(scores, m, "total", total, metrics, notes, boot)]
     )
     what = "image / pixel" if len(metrics) == 2 else METRIC_LABELS[metrics[0]]
     return "\n".join([_table(_headers(methods, what), rows), *notes.render()])
 
 
-def best_line(scores: Scores, p: Params, metric: str) -> str:
-    """One line: the best method (highest mean over seeds) per category group, as measured here."""
+def best_line(scores: Scores, p: Params, metric: str, boot: Any = None) -> str:
+    """One line: the best method (highest mean over seeds) per category group, as measured here; with intervals,
+    a winner only where its paired difference to every other method excludes 0."""
     methods = ["full", *p.baselines.methods]
     parts = []
     for _, label, cats in [*_groups(p), ("total", "Total average", p.data.categories)]:
         if not cats:
             continue
-        ranked = [(stat(scores[m], cats, metric).mean, m) for m in methods]
-        ranked = [(v, m) for v, m in ranked if v is not None]
-        if ranked:
-            v, m = max(ranked, key=lambda vm: vm[0])
-            parts.append(
-                f"{label.replace(' average', '').lower()}s: {METHOD_LABELS[m]} ({pct(v)})".replace("totals", "all")
-            )
+        means = {m: stat(scores[m], cats, metric).mean for m in methods}
+        if any(v is not None for v in means.values()):
+            winner = report_stats.best(boot, means, cats, metric, METHOD_LABELS)
+            parts.append(f"{label.replace(' average', '').lower()}s: {winner}".replace("totals", "all"))
     return (
-        f"Best {METRIC_LABELS[metric].lower().replace('auroc', 'AUROC')} here (mean over seeds): "
+        f"Best {METRIC_LABELS[metric].lower().replace('auroc', 'AUROC')} here (mean over seeds"
+        + (
+            "; a winner only where the 95% interval of its paired difference to every other method excludes 0"
+            if boot
+            else ""
+        )
+        + "): "
         + "; ".join(parts)
         + "."
     )
@@ -371,7 +383,11 @@ def _recorded_modules(
 
 
 def _ablation_rows(
-    scores: Scores, p: Params, entries: Sequence[tuple[str, list[str], Mapping[str, float] | None]], notes: Notes
+    scores: Scores,
+    p: Params,
+    entries: Sequence[tuple[str, list[str], Mapping[str, float] | None]],
+    notes: Notes,
+    boot: Any = None,
 ) -> list[list[str]]:
     """Rows [label cells…, ours, paper, Δ per metric]; a cell within seed noise of the full row is marked ≈."""
     cats = list(p.data.categories)
@@ -391,7 +407,10 @@ def _ablation_rows(
                         "(within seed noise)."
                     )
                 )
-            cells += [ours, *_compare(ours.lstrip(NOISE), None if ref is None else ref[m])]
+            paper_cell, delta_cell = _compare(ours.lstrip(NOISE), None if ref is None else ref[m])
+            if delta_cell != DASH:
+                delta_cell += report_stats.paper_mark(boot, variant, cats, m, None if ref is None else ref[m])
+            cells += [ours, paper_cell, delta_cell]
         rows.append(label_cells + cells)
     return rows
 
@@ -400,7 +419,7 @@ def _metric_headers() -> list[str]:
     return [x for m in METRICS for x in (f"{METRIC_LABELS[m]} ours", "paper", "Δ")]
 
 
-def module_table(scores: Scores, p: Params) -> str:
+def module_table(scores: Scores, p: Params, boot: Any = None) -> str:
     """Table 3: baseline / GFE only / shuffle only / full, averaged over the categories."""
     notes = Notes()
     entries = []
@@ -412,12 +431,12 @@ def module_table(scores: Scores, p: Params) -> str:
                 "paper's full model; it is compared with the paper's row of the same modules."
             )
         entries.append((variant, [label, CHECK if gfe else "", CHECK if ssl else ""], paper.module_ablation(gfe, ssl)))
-    text = _table(["Model", "GFE", "Shuffle", *_metric_headers()], _ablation_rows(scores, p, entries, notes), 2)
+    text = _table(["Model", "GFE", "Shuffle", *_metric_headers()], _ablation_rows(scores, p, entries, notes, boot), 2)
     note = _comparability(p)
     return "\n".join([text, *notes.render(), *(["", note] if note else [])])
 
 
-def layer_table(scores: Scores, p: Params) -> str:
+def layer_table(scores: Scores, p: Params, boot: Any = None) -> str:
     """Table 4: one row per layer set; the main layer set's row is the full model."""
     notes = Notes()
     full_modules = _recorded_modules(scores["full"], "full", (True, True))
@@ -437,14 +456,15 @@ def layer_table(scores: Scores, p: Params) -> str:
             )
         entries.append((variant, [label] + [CHECK if c in layers else "" for c in columns], ref))
     text = _table(
-        ["Model", *map(str, columns), *_metric_headers()], _ablation_rows(scores, p, entries, notes), len(columns)
+        ["Model", *map(str, columns), *_metric_headers()], _ablation_rows(scores, p, entries, notes, boot), len(columns)
     )
     note = _comparability(p)
     return "\n".join([text, *notes.render(), *(["", note] if note else [])])
 
 
-def render_tables(scores: Scores, p: Params) -> str:
-    """The whole of reports/tables.md (without the Speed section)."""
+def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
+    """The whole of reports/tables.md (without the Speed section); ``boot``: the test-set intervals
+    (:func:`report_stats.load_bootstrap`), or None."""
     d = p.data
     seeds = p.train.seeds
     baselines = ", ".join(METHOD_LABELS[m] for m in p.baselines.methods)
@@ -469,27 +489,34 @@ def render_tables(scores: Scores, p: Params) -> str:
             f"metrics); PatchCore has no column in the paper."
             if baselines
             else "No baseline selected (baselines.methods)."
-        ),
+        )
+        + (" " + report_stats.LEGEND if boot else ""),
         "",
         "## Table 1 — image / pixel AUROC per category",
         "",
-        category_table(scores, p, ("image_auroc", "pixel_auroc")),
+        category_table(scores, p, ("image_auroc", "pixel_auroc"), boot),
         "",
-        best_line(scores, p, "image_auroc"),
+        best_line(scores, p, "image_auroc", boot),
         "",
         "## Table 2 — PRO per category",
         "",
-        category_table(scores, p, ("pro",)),
+        category_table(scores, p, ("pro",), boot),
         "",
         "## Table 3 — module ablation (averages over the categories)",
         "",
-        module_table(scores, p),
+        module_table(scores, p, boot),
         "",
         "## Table 4 — layer ablation (averages over the categories)",
         "",
-        layer_table(scores, p),
+        layer_table(scores, p, boot),
         "",
     ]
+    if boot:
+        rows = [(label, cats) for _, label, cats in _groups(p) if cats]
+        rows = [*((c, [c]) for c in p.data.categories), *rows, ("Total average", list(p.data.categories))]
+        point = lambda m, cats, metric: stat(scores[m], cats, metric).mean  # noqa: E731
+        labels = {**dict(TABLE3_ROWS), **METHOD_LABELS}
+        lines += [report_stats.section(boot, p, point, rows, labels, METRIC_LABELS)]
     return "\n".join(lines)
 
 
@@ -536,16 +563,20 @@ def _first_columns(row: str, n: int) -> str:
     return "|" + "|".join(row.split("|")[1 : n + 1]) + "|"
 
 
-def summary_metrics(scores: Scores, p: Params) -> dict[str, Any]:
-    """reports/metrics.json: the full model's averages (fractions; None if undefined everywhere) and each
-    baseline's under ``methods``."""
+def summary_metrics(scores: Scores, p: Params, boot: Any = None) -> dict[str, Any]:
+    """reports/metrics.json: the full model's averages (fractions; None if undefined everywhere), their 95%
+    intervals (``ci_low``, ``ci_high``) with ``boot``, and each baseline's under ``methods``."""
     cats = list(p.data.categories)
     out: dict[str, Any] = {m: stat(scores["full"], cats, m).mean for m in METRICS}
     out.update(categories=len(cats), seeds=len(p.train.seeds))
     if len(p.train.seeds) > 1:
         out["std"] = {m: stat(scores["full"], cats, m).std for m in METRICS}
+    out.update(report_stats.metrics_fields(boot, "full", cats))
     if p.baselines.methods:
-        out["methods"] = {b: {m: stat(scores[b], cats, m).mean for m in METRICS} for b in p.baselines.methods}
+        out["methods"] = {
+            b: {**{m: stat(scores[b], cats, m).mean for m in METRICS}, **report_stats.metrics_fields(boot, b, cats)}
+            for b in p.baselines.methods
+        }
     return out
 
 
@@ -677,8 +708,10 @@ def build_report(
     stages' curves (no plots without it). Every input is read and checked before anything is written."""
     scores_dir, out_dir = Path(scores_dir), Path(out_dir)
     scores = load_scores(scores_dir, params)
-    tables = render_tables(scores, params) + "\n" + benchmark_section(Path(benchmark) if benchmark else None)
-    metrics = summary_metrics(scores, params)
+    seeds = params.train.seeds
+    boot = report_stats.load_bootstrap(scores_dir, params, lambda c, m, s: scores[m][c][seeds.index(s)].values)
+    tables = render_tables(scores, params, boot) + "\n" + benchmark_section(Path(benchmark) if benchmark else None)
+    metrics = summary_metrics(scores, params, boot)
     curves = load_curves(Path(curves_dir), params) if curves_dir is not None else None
     write_figures(scores_dir, params, out_dir / "figures")  # reads every maps file before it replaces figures/
     if curves is not None:

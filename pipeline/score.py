@@ -1,6 +1,7 @@
 """Stage `score` (one per category × FRAD variant × seed): anomaly maps of the test set (§1.5) and image
 scores, then :func:`evaluate` — shared with the baseline stages, so every method is measured the same way:
 image AUROC, pixel AUROC, AU-PRO (``frad.metrics``) into data/scores/<category>/<method>/seed<seed>.json,
+per-image statistics for the report's bootstrap intervals (``frad.bootstrap``) next to it (``seed<seed>_boot.npz``),
 ROC/PRO curves into data/curves/…, and a few maps for the report's figures."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from frad import metrics
+from frad import bootstrap, metrics
 from frad.cache import FeatureCache
 from frad.curves import compute_curves
 from frad.data import crop_box, index_category, read_image
@@ -19,7 +20,18 @@ from frad.io import atomic_path, write_json
 from frad.score import anomaly_maps, image_scores
 from frad.train import load_model
 
-from .common import DATASETS, FEATURES, curves_path, maps_path, model_path, score_path, seed_arg, stage_main, usage
+from .common import (
+    DATASETS,
+    FEATURES,
+    boot_path,
+    curves_path,
+    maps_path,
+    model_path,
+    score_path,
+    seed_arg,
+    stage_main,
+    usage,
+)
 from .params import Params, load_params
 
 log = logging.getLogger("frad.score")
@@ -85,6 +97,8 @@ def evaluate(
                 masks=masks[keep] if masks is not None else np.zeros((len(keep), size, size), bool),
                 has_masks=masks is not None,
             )
+    with atomic_path(boot_path(category, method, seed)) as tmp:
+        bootstrap.summarise(maps, masks, scores, labels, sc.pro_limit).save(tmp)
     write_json(curves_path(category, method, seed), compute_curves(maps, masks, scores, labels, sc.pro_limit))
     write_json(score_path(category, method, seed), result)
     return result

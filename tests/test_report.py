@@ -65,10 +65,16 @@ BASELINES = {
 
 
 def make_params(**dotted) -> Params:
-    return validate_params(changed(**{"choices__categories": [], **dotted}))  # the report does not read the study
+    # the report does not read the study; intervals need the score stages' summaries (tests/test_report_stats.py)
+    return validate_params(changed(**{"choices__categories": [], "bootstrap__resamples": 0, **dotted}))
 
 
-STANDARD = {"data__categories": list(CATS), "ablation__layers": ["L1", "L123"], "train__seeds": [0]}
+STANDARD = {
+    "data__categories": list(CATS),
+    "ablation__layers": ["L1", "L123"],
+    "train__seeds": [0],
+    "bootstrap__resamples": 0,
+}
 
 
 def values_of(method: str, category: str) -> tuple[float | None, ...]:
