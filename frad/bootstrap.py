@@ -63,6 +63,7 @@ class Summary:
     pro_cover: np.ndarray | None  # (N, K) float64: summed covered fraction of image i's regions at threshold k
     regions: np.ndarray | None  # (N,) float64: defect regions (8-connected) per image
     pro_limit: float
+    pro_complete: bool = False  # every distinct score is a grid threshold: AU-PRO exact
 
     def save(self, path: str | Path) -> None:
         arrays = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -94,6 +95,7 @@ class Summary:
             raise DataError(f"{path}: inconsistent bootstrap summary; rerun `dvc repro`")
         data["labels"] = labels.astype(bool)
         data["pro_limit"] = float(limit)
+        data["pro_complete"] = bool(data["pro_complete"]) if data["pro_complete"] is not None else False
         return cls(**data)
 
 
@@ -111,20 +113,24 @@ def _twice_counts(pos: np.ndarray, pos_group: np.ndarray, negs: Sequence[np.ndar
     return out
 
 
-def _grid(normal_sorted: np.ndarray, defect_sorted: np.ndarray, limit: float, grid: int) -> np.ndarray:
+def _grid(normal_sorted: np.ndarray, defect_sorted: np.ndarray, limit: float, grid: int) -> tuple[np.ndarray, bool]:
     """Descending PRO thresholds: ``grid`` normal scores evenly spaced in FPR over [0, min(1, 2·limit)] plus
-    ``_COARSE`` down to the minimum, and ``grid`` defect-score quantiles; every distinct score when few."""
+    ``_COARSE`` down to the minimum, and ``grid`` defect-score quantiles; every distinct score of a class with at
+    most ``grid`` of them. Also whether every distinct score of the set is a threshold."""
     pick = lambda a, idx: a[np.unique(np.clip(idx, 0, a.size - 1))]  # noqa: E731
     n_ok = normal_sorted.size
     top = np.round(n_ok - 1 - np.linspace(0, min(1.0, 2.0 * limit) * (n_ok - 1), grid)).astype(np.int64)
     coarse = np.round(np.linspace(0, n_ok - 1, _COARSE)).astype(np.int64)
     quantiles = np.round(np.linspace(0, defect_sorted.size - 1, grid)).astype(np.int64)
     candidates = [pick(normal_sorted, top), pick(normal_sorted, coarse), pick(defect_sorted, quantiles)]
+    complete = True
     for sorted_scores in (normal_sorted, defect_sorted):
         distinct = np.unique(sorted_scores)
         if distinct.size <= grid:  # every distinct score of this class is a threshold
             candidates.append(distinct)
-    return np.unique(np.concatenate(candidates))[::-1]
+        else:
+            complete = False
+    return np.unique(np.concatenate(candidates))[::-1], complete
 
 
 def summarise(
@@ -155,21 +161,19 @@ def summarise(
     pixel_pairs = _twice_counts(def_scores, def_img, negs, n)
 
     region, n_regions = metrics._label_regions(defect, def_idx)
-    sizes = np.bincount(region, minlength=n_regions + 1).astype(np.float64)
     region_img = np.zeros(n_regions + 1, dtype=np.int64)
     region_img[region] = def_img
     regions = np.bincount(region_img[1:], minlength=n).astype(np.float64)
-    thresholds = _grid(np.sort(np.concatenate(negs)), np.sort(def_scores), float(pro_limit), grid)
+    thresholds, complete = _grid(np.sort(np.concatenate(negs)), np.sort(def_scores), float(pro_limit), grid)
     ascending = thresholds[::-1]
     pro_normal = np.stack([neg.size - np.searchsorted(neg, ascending, side="left") for neg in negs])[:, ::-1]
     pro_cover = np.zeros((n, thresholds.size))
-    weight = 1.0 / sizes[region]
-    for i in np.unique(def_img):
-        sel = def_img == i
-        order = np.argsort(def_scores[sel])
-        scores_i, suffix = def_scores[sel][order], np.cumsum(weight[sel][order][::-1])[::-1]
-        at = np.searchsorted(scores_i, ascending, side="left")  # first defect pixel >= threshold
-        pro_cover[i] = np.append(suffix, 0.0)[at][::-1]
+    order = np.lexsort((def_scores, region))  # by region, then score
+    by_region = def_scores[order]
+    bounds = np.searchsorted(region[order], np.arange(1, n_regions + 2))
+    for r in range(n_regions):  # covered fraction = integer count / size: a fully covered region adds exactly 1
+        seg = by_region[bounds[r] : bounds[r + 1]]
+        pro_cover[region_img[r + 1]] += ((seg.size - np.searchsorted(seg, ascending, side="left")) / seg.size)[::-1]
     return Summary(
         **base,
         defect_pixels=n_def,
@@ -178,6 +182,7 @@ def summarise(
         pro_normal=pro_normal.astype(np.float64),
         pro_cover=pro_cover,
         regions=regions,
+        pro_complete=complete,
     )
 
 
@@ -203,22 +208,23 @@ def _auroc(pairs: np.ndarray, pos: np.ndarray, neg: np.ndarray, w: np.ndarray) -
 
 
 def _au_pro(summary: Summary, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AU-PRO on the threshold grid per resample, and its error bound (module docstring)."""
-    limit = summary.pro_limit
+    """AU-PRO on the threshold grid per resample, and its error bound (module docstring). As in
+    ``metrics.au_pro``, x counts normal pixels (integers) and y sums covered region fractions until the end."""
     q, r = w @ summary.normal_pixels, w @ summary.regions
     ok = (q > 0) & (r > 0)
-    q, r = np.where(ok, q, 1.0), np.where(ok, r, 1.0)
+    x_lim = summary.pro_limit * np.where(ok, q, 1.0)[:, None]
     zeros = np.zeros((w.shape[0], 1))
-    x = np.hstack([zeros, (w @ summary.pro_normal) / q[:, None]])
-    y = np.hstack([zeros, (w @ summary.pro_cover) / r[:, None]])
+    x = np.hstack([zeros, w @ summary.pro_normal])
+    y = np.hstack([zeros, w @ summary.pro_cover])
     x0, x1, y0, y1 = x[:, :-1], x[:, 1:], y[:, :-1], y[:, 1:]
-    width = np.minimum(x1, limit) - np.minimum(x0, limit)  # each cell's part below the limit
-    dx = x1 - x0
-    frac = np.divide(width, dx, out=np.zeros_like(width), where=dx > 0)
+    width = np.minimum(x1, x_lim) - np.minimum(x0, x_lim)  # each cell's part below the limit
+    frac = np.divide(width, x1 - x0, out=np.zeros_like(width), where=x1 > x0)
     y_end = y0 + (y1 - y0) * frac  # PRO at the cell's right end, interpolated at the limit
-    area = np.sum(width * (y0 + y_end), axis=1) / (2.0 * limit)
-    partial = x1 > limit  # the cell at the limit (and empty cells beyond it) counts its whole error box
-    bound = np.sum(width * (y1 - y0) * np.where(partial, 1.0, 0.5), axis=1) / limit
+    scale = 1.0 / (x_lim[:, 0] * np.where(ok, r, 1.0))
+    area = np.sum(width * (y0 + y_end), axis=1) * scale / 2.0
+    # Between grid vertices the exact curve is monotone: trapezoid error <= box / 2 (the whole box at the limit).
+    box = width * (y1 - y0) * np.where(x1 > x_lim, 1.0, 0.5)
+    bound = np.zeros(w.shape[0]) if summary.pro_complete else np.sum(box, axis=1) * scale
     return np.where(ok, area, np.nan), np.where(ok, bound, np.nan)
 
 
