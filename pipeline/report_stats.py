@@ -209,8 +209,13 @@ def section(
         )
         + ". Averages resample each category independently and average the resampled values. "
         f"{UP} / {DOWN}: higher / lower, the interval of the paired difference excludes 0; no mark: not resolved by "
-        f"this test set. AU-PRO from per-image statistics on a threshold grid: within "
-        f"{100.0 * boot.pro_error:.3f} points of the exact value in every resample.",
+        f"this test set. "
+        + (
+            f"AU-PRO from per-image statistics on a threshold grid: within {100.0 * boot.pro_error:.3f} points of "
+            "the exact value in every resample."
+            if boot.pro_error > 0
+            else "AU-PRO exact (every distinct score is a threshold of the per-image statistics)."
+        ),
     ]
     others = list(p.baselines.methods)
     for metric in METRICS:
