@@ -215,7 +215,10 @@ def _au_pro(summary: Summary, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x_lim = summary.pro_limit * np.where(ok, q, 1.0)[:, None]
     zeros = np.zeros((w.shape[0], 1))
     x = np.hstack([zeros, w @ summary.pro_normal])
-    y = np.hstack([zeros, w @ summary.pro_cover])
+    # Cells past the limit have no width: keep the thresholds up to the first one at the limit in every resample.
+    k = int(np.max(np.argmax(x >= x_lim, axis=1), initial=0)) if np.all(x[:, -1] >= x_lim[:, 0]) else x.shape[1]
+    x = x[:, : max(k + 1, 2)]
+    y = np.hstack([zeros, w @ summary.pro_cover[:, : x.shape[1] - 1]])
     x0, x1, y0, y1 = x[:, :-1], x[:, 1:], y[:, :-1], y[:, 1:]
     width = np.minimum(x1, x_lim) - np.minimum(x0, x_lim)  # each cell's part below the limit
     frac = np.divide(width, x1 - x0, out=np.zeros_like(width), where=x1 > x0)
