@@ -136,7 +136,10 @@ def _grid(normal_sorted: np.ndarray, defect_sorted: np.ndarray, limit: float, gr
 def summarise(
     anomaly_maps: Any, masks: Any, image_scores: Any, labels: Any, pro_limit: float = 0.3, grid: int = GRID
 ) -> Summary:
-    """The per-image statistics of (N, H, W) maps and masks and (N,) image scores and 0/1 labels."""
+    """The per-image statistics of (N, H, W) maps and masks and (N,) image scores and 0/1 labels; ``masks`` None
+    (no pixel ground truth) leaves the pixel metrics undefined."""
+    if masks is None:
+        masks = np.zeros(np.shape(anomaly_maps), dtype=bool)
     maps, defect = metrics._check_maps_masks(anomaly_maps, masks)
     s = metrics._as_scores(image_scores, "image_scores")
     y = metrics._as_binary(labels, "labels")

@@ -134,6 +134,8 @@ def test_set_without_defect_pixels_has_no_pixel_replicates(tmp_path):
     reps = bootstrap.replicates(loaded, bootstrap.resample_weights(labels, 100, seed=0))
     assert reps["pixel_auroc"] is None and reps["pro"] is None and reps["image_auroc"] is not None
     assert bootstrap.full_set(loaded)["image_auroc"] == metrics.image_auroc(maps.max(axis=(1, 2)), labels)
+    no_masks = bootstrap.summarise(maps, None, maps.max(axis=(1, 2)), labels)  # a category without ground truth
+    assert no_masks.pixel_pairs is None and bootstrap.full_set(no_masks) == bootstrap.full_set(loaded)
 
 
 def test_summary_round_trip_and_bad_file(tmp_path):

@@ -168,6 +168,9 @@ RANGES = {
     ),
     "data.crop=0": (changed(data__crop=0), "data.crop must be > 0.0, got 0"),
     "data.crop=1.2": (changed(data__crop=1.2), "data.crop must be <= 1.0, got 1.2"),
+    "bootstrap.resamples=50": (changed(bootstrap__resamples=50), "bootstrap.resamples must be 0 (no intervals) or at"),
+    "bootstrap.resamples=-1": (changed(bootstrap__resamples=-1), "bootstrap.resamples must be >= 0"),
+    "bootstrap.seed=-1": (changed(bootstrap__seed=-1), "bootstrap.seed must be >= 0"),
 }
 
 
@@ -237,6 +240,7 @@ MISSING = {
     "train.seeds": (changed(train__seeds=DELETE), "train.seeds is missing from params.yaml"),
     "score": (changed(score=DELETE), "score is missing from params.yaml"),
     "data.synthetic.size": (changed(data__synthetic__size=DELETE), "data.synthetic.size is missing from params.yaml"),
+    "bootstrap.resamples": (changed(bootstrap__resamples=DELETE), "bootstrap.resamples is missing from params.yaml"),
 }
 
 
