@@ -684,13 +684,23 @@ def load_curves(curves_dir: Path, p: Params) -> dict[str, dict[str, Any]]:
     return curves
 
 
-def write_plots(curves: Mapping[str, Mapping[str, Any]], p: Params, plots_dir: Path) -> None:
-    """``plots_dir/<curve>/<category>.json``: every method's curve (first seed), one DVC plot each."""
+def write_plots(
+    curves: Mapping[str, Mapping[str, Any]],
+    p: Params,
+    plots_dir: Path,
+    more: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """``plots_dir/<curve>/<category>.json``: every method's curve (first seed), one DVC plot each; ``more``:
+    other plot folders {folder: {file stem: rows}} (the intervals)."""
     with atomic_path(plots_dir, is_dir=True) as tmp:
         for name in CURVES:
             (tmp / name).mkdir()
             for c in p.data.categories:
                 (tmp / name / f"{c}.json").write_text(json.dumps(plot_rows(curves[c], name)) + "\n")
+        for folder, files in (more or {}).items():
+            (tmp / folder).mkdir()
+            for stem, rows in files.items():
+                (tmp / folder / f"{stem}.json").write_text(json.dumps(rows) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -715,7 +725,9 @@ def build_report(
     curves = load_curves(Path(curves_dir), params) if curves_dir is not None else None
     write_figures(scores_dir, params, out_dir / "figures")  # reads every maps file before it replaces figures/
     if curves is not None:
-        write_plots(curves, params, out_dir / "plots")
+        point = lambda m, cats, metric: stat(scores[m], cats, metric).mean  # noqa: E731
+        more = {"intervals": report_stats.plot_files(boot, params, point)} if boot else {}
+        write_plots(curves, params, out_dir / "plots", more)
     write_text(out_dir / "tables.md", tables)
     write_json(out_dir / "metrics.json", metrics)
     return metrics

@@ -253,6 +253,24 @@ def section(
     return "\n".join(lines) + "\n"
 
 
+def plot_files(boot: Bootstrap, p: Params, point: Point) -> dict[str, list[dict[str, Any]]]:
+    """{metric: rows {method, category, value, ci_low, ci_high} in %}: every method (Tables 1–2) per category and
+    the total average, for the DVC plot ``reports/plots/intervals`` (template ``.dvc/plots/frad_intervals.json``)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    groups = [*((c, [c]) for c in p.data.categories), ("average", list(p.data.categories))]
+    for metric in METRICS:
+        rows[metric] = []
+        for label, cats in groups:
+            for m in ("full", *p.baselines.methods):
+                v, iv = point(m, cats, metric), boot.interval(m, cats, metric)
+                if v is not None and iv is not None:
+                    r = dict(value=v, ci_low=iv[0], ci_high=iv[1])
+                    rows[metric].append(
+                        {"method": m, "category": label, **{k: round(100 * x, 3) for k, x in r.items()}}
+                    )
+    return rows
+
+
 def metrics_fields(boot: Bootstrap | None, method: str, cats: Sequence[str]) -> dict[str, Any]:
     """``ci_low`` / ``ci_high`` per metric (fractions; None where undefined) of a method's mean over ``cats``."""
     if boot is None:

@@ -155,6 +155,14 @@ def test_dvc_plots_draw_one_plot_per_category_and_curve_with_one_line_per_method
                 path = ws / "reports/plots" / name / f"{category}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(plot_rows(by_method, name)))
+        intervals = [  # as pipeline.report_stats.plot_files writes them
+            {"method": m, "category": c, "value": v, "ci_low": v - 1.0, "ci_high": min(v + 1.0, 100.0)}
+            for c in ("bottle", "tile")
+            for m, v in (("full", float(rng.uniform(90, 99))), ("padim", float(rng.uniform(90, 99))))
+        ]
+        path = ws / "reports/plots/intervals/image_auroc.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(intervals))
 
     write_reports()
     subprocess.run(["git", "add", "-A"], cwd=ws, check=True)
@@ -162,7 +170,20 @@ def test_dvc_plots_draw_one_plot_per_category_and_curve_with_one_line_per_method
     write_reports()  # the workspace now differs from HEAD
     shown = json.loads(dvc(ws, "plots", "diff", "HEAD", "--json").stdout)["data"]
     study = {"reports/training/image_auroc", "reports/training/loss"}  # the study's curves: not written here
-    assert set(shown) - study == {f"reports/plots/{n}/{c}.json" for n in CURVES for c in ("bottle", "tile")}
+    intervals = "reports/plots/intervals/image_auroc.json"
+    assert set(shown) - study == {f"reports/plots/{n}/{c}.json" for n in CURVES for c in ("bottle", "tile")} | {
+        intervals
+    }
+    (plot,) = shown.pop(intervals)
+    spec = plot["content"]
+    assert spec["encoding"]["x"]["field"] == "category" and spec["encoding"]["xOffset"]["field"] == "method"
+    bar, dot = spec["layer"]
+    assert (bar["encoding"]["y"]["field"], bar["encoding"]["y2"]["field"], dot["encoding"]["y"]["field"]) == (
+        "ci_low",
+        "ci_high",
+        "value",
+    )
+    assert {v["rev"] for v in spec["data"]["values"]} == {"HEAD", "workspace"}
     shown = {k: v for k, v in shown.items() if k not in study}
     for path, (plot,) in shown.items():
         spec, name = plot["content"], path.split("/")[2]

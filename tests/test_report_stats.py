@@ -99,6 +99,20 @@ def test_paper_value_inside_the_interval_marks_delta(built):
     assert "Δ ∈: the paper's value lies inside our 95% interval" in text
 
 
+def test_interval_plot_files(built, tmp_path):
+    root, _, _ = built
+    curves = tmp_path / "curves"
+    p = params()
+    tr.write_all_curves(curves, p)
+    report.build_report(root / "scores", p, tmp_path / "out", curves_dir=curves)
+    rows = json.loads((tmp_path / "out" / "plots" / "intervals" / "pixel_auroc.json").read_text())
+    assert {(r["method"], r["category"]) for r in rows} == {
+        (m, c) for m in ("full", "padim", "rd") for c in ("bottle", "average")
+    }
+    assert all(r["ci_low"] <= r["ci_high"] <= 100.0 for r in rows)  # nomask has no pixel interval: no row
+    assert (tmp_path / "out" / "plots" / "image_roc" / "bottle.json").is_file()
+
+
 def test_metrics_json_has_interval_fields(built):
     _, _, m = built
     for entry in (m, m["methods"]["padim"], m["methods"]["rd"]):
