@@ -52,7 +52,9 @@ class Bootstrap:
         return None if ra is None or rb is None else bootstrap.interval(ra - rb, LEVEL)
 
 
-def load_bootstrap(scores_dir: Path, p: Params, values: Callable[[str, str, int], Mapping[str, float | None]]) -> Any:
+def load_bootstrap(
+    scores_dir: Path, p: Params, values: Callable[[str, str, int], Mapping[str, float | None]]
+) -> Bootstrap | None:
     """The replicates of every method the params select, or None when ``bootstrap.resamples`` is 0.
     ``values(category, method, seed)``: the score file's metrics; each summary must reproduce them (the
     image and pixel AUROC exactly, AU-PRO within its bound), else it is stale."""
