@@ -90,6 +90,13 @@ def test_best_line_names_a_winner_only_when_it_is_one(built):
     assert "no clear winner: FRAD" in best and "PaDiM" in best and "RD" not in best.split("objects:")[1]
 
 
+def test_best_line_names_the_winner_when_it_is_one(built, tmp_path):
+    root, _, _ = built
+    report.build_report(root / "scores", params(baselines__methods=["rd"]), tmp_path / "out")
+    best = next(line for line in (tmp_path / "out" / "tables.md").read_text().splitlines() if line.startswith("Best"))
+    assert best.endswith("objects: FRAD (100.0); all: FRAD (100.0).")
+
+
 def test_paper_value_inside_the_interval_marks_delta(built):
     _, text, _ = built
     row = _row(text, "## Table 1", "bottle")
