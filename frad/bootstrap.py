@@ -125,9 +125,8 @@ def _grid(normal_sorted: np.ndarray, defect_sorted: np.ndarray, limit: float, gr
     candidates = [pick(normal_sorted, top), pick(normal_sorted, coarse), pick(defect_sorted, quantiles)]
     complete = True
     for sorted_scores in (normal_sorted, defect_sorted):
-        distinct = np.unique(sorted_scores)
-        if distinct.size <= grid:  # every distinct score of this class is a threshold
-            candidates.append(distinct)
+        if 1 + np.count_nonzero(sorted_scores[1:] != sorted_scores[:-1]) <= grid:  # few distinct scores: all
+            candidates.append(np.unique(sorted_scores))
         else:
             complete = False
     return np.unique(np.concatenate(candidates))[::-1], complete
