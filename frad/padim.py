@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .baseline import BaselineResult, as_device, check_maps, check_positive, check_positive_int, check_seed, clock
 from .errors import ConfigError, DataError
 from .layers import check_layers
-from .score import to_image_maps
+from .postprocess import to_image_maps
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .baseline import BaselineResult, as_device, check_maps, check_positive_int, check_seed, clock
 from .errors import ConfigError
 from .layers import check_layers
-from .score import to_image_maps
+from .postprocess import to_image_maps
 
 CHUNK = 2048  # test patches per nearest-neighbour chunk (bounds the (chunk, |M|) distance matrix)
 

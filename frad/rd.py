@@ -33,8 +33,8 @@ from .device import check_device
 from .errors import ConfigError, DataError
 from .features import cosine_distance
 from .layers import check_layers
-from .score import gaussian_blur, to_image_maps
-from .train import Adam, epoch_mean
+from .optim import Adam, epoch_mean
+from .postprocess import gaussian_blur, to_image_maps
 
 OCE_BLOCKS = 3  # their BN_layer(Bottleneck, 3)
 DECODER_BLOCKS = (3, 4, 6)  # their de_wide_resnet50_2 layers 1–3, coarsest stage first

@@ -1,6 +1,6 @@
 """What the baseline stages (`python -m pipeline.padim|patchcore|rd <category> <seed>`) share: fit on the cached
 features of the normal train images, score the test set through the same §1.5 upsampling and blur, and
-evaluate exactly as the FRAD score stage does (:func:`pipeline.score.evaluate`)."""
+evaluate exactly as the FRAD score stage does (:func:`pipeline.evaluate.evaluate`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from frad.cache import FeatureCache
 from frad.device import resolve_device
 
 from .common import FEATURES, seed_arg, usage
+from .evaluate import evaluate
 from .params import Params, load_params
-from .score import evaluate
 
 log = logging.getLogger("frad.baseline")
 

@@ -29,7 +29,8 @@ def run(params: Params, category: str, name: str, seed: int) -> dict:
     # Heavy imports only when the study is on.
     from frad import metrics
     from frad.cache import FeatureCache
-    from frad.score import anomaly_maps, image_scores
+    from frad.postprocess import image_scores
+    from frad.score import anomaly_maps
     from frad.train import train_model
 
     from .train import configs

@@ -1,107 +1,18 @@
 """Stage `score` (one per category × FRAD variant × seed): anomaly maps of the test set (§1.5) and image
-scores, then :func:`evaluate` — shared with the baseline stages, so every method is measured the same way:
-image AUROC, pixel AUROC, AU-PRO (``frad.metrics``) into data/scores/<category>/<method>/seed<seed>.json,
-per-image statistics for the report's bootstrap intervals (``frad.bootstrap``) next to it (``seed<seed>_boot.npz``),
-ROC/PRO curves into data/curves/…, and a few maps for the report's figures."""
+scores, then :func:`pipeline.evaluate.evaluate`, shared with the baseline stages so every method is measured the
+same way."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
-import numpy as np
-
-from frad import bootstrap, metrics
 from frad.cache import FeatureCache
-from frad.curves import compute_curves
-from frad.data import crop_box, index_category, read_image
 from frad.device import resolve_device
-from frad.io import atomic_path, write_json
-from frad.score import anomaly_maps, image_scores
+from frad.postprocess import image_scores
+from frad.score import anomaly_maps
 from frad.train import load_model
 
-from .common import (
-    DATASETS,
-    FEATURES,
-    boot_path,
-    curves_path,
-    maps_path,
-    model_path,
-    score_path,
-    seed_arg,
-    stage_main,
-    usage,
-)
+from .common import FEATURES, model_path, seed_arg, stage_main, usage
+from .evaluate import evaluate
 from .params import Params, load_params
-
-log = logging.getLogger("frad.score")
-
-
-def figure_indices(labels: np.ndarray, n: int) -> list[int]:
-    """n test images for figures, spread evenly over the defect images (deterministic)."""
-    defect = np.flatnonzero(labels == 1)
-    pool = defect if len(defect) else np.arange(len(labels))
-    if n <= 0 or len(pool) == 0:
-        return []
-    return sorted({int(pool[i]) for i in np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int)})
-
-
-def evaluate(
-    params: Params,
-    category: str,
-    method: str,
-    seed: int,
-    maps: np.ndarray,
-    scores: np.ndarray,
-    cache: FeatureCache,
-    info: dict[str, Any],
-) -> dict:
-    """Metrics, curves and figure maps of one method's (N, S, S) test maps and (N,) image scores; every file atomic."""
-    sc = params.score
-    labels, masks = cache.test_labels(), cache.test_masks()
-    result: dict = {
-        "category": category,
-        "method": method,
-        "seed": seed,
-        **info,
-        "n_test": int(len(labels)),
-        "n_defect": int(labels.sum()),
-    }
-    result.update(metrics.measure(maps, scores, labels, masks, sc.pro_limit))
-    result.update(names=cache.test_names, labels=labels.tolist(), image_scores=[float(s) for s in scores])
-    log.info(
-        "%s/%s seed %d: image AUROC %s, pixel AUROC %s, PRO %s",
-        category,
-        method,
-        seed,
-        result["image_auroc"],
-        result["pixel_auroc"],
-        result["pro"],
-    )
-
-    keep = figure_indices(labels, sc.n_figures)
-    index = index_category(DATASETS, category)
-    size = cache.image_size
-    images = (
-        np.stack([_thumbnail(index.test[i].path, size, cache.crop) for i in keep])
-        if keep
-        else np.zeros((0, size, size, 3), np.uint8)
-    )
-    with atomic_path(maps_path(category, method, seed)) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                names=np.array([cache.test_names[i] for i in keep]),
-                images=images,
-                maps=maps[keep].astype(np.float16),
-                masks=masks[keep] if masks is not None else np.zeros((len(keep), size, size), bool),
-                has_masks=masks is not None,
-            )
-    with atomic_path(boot_path(category, method, seed)) as tmp:
-        bootstrap.summarise(maps, masks, scores, labels, sc.pro_limit).save(tmp)
-    write_json(curves_path(category, method, seed), compute_curves(maps, masks, scores, labels, sc.pro_limit))
-    write_json(score_path(category, method, seed), result)
-    return result
 
 
 def run(params: Params, category: str, variant: str, seed: int) -> dict:
@@ -118,15 +29,6 @@ def run(params: Params, category: str, variant: str, seed: int) -> dict:
     ).numpy()
     info = {"layers": payload["layers"], "gfe": payload["model_config"]["gfe"], "ssl": payload["train_config"]["ssl"]}
     return evaluate(params, category, variant, seed, maps, image_scores(maps, params.score.top_k), cache, info)
-
-
-def _thumbnail(path, size: int, crop: float) -> np.ndarray:
-    """The test image as the backbone saw it (resized and centre-cropped, :func:`frad.data.crop_box`), uint8."""
-    from PIL import Image
-
-    resized, top = crop_box(size, crop)
-    image = np.asarray(Image.fromarray(read_image(path)).resize((resized, resized), Image.Resampling.BILINEAR))
-    return np.ascontiguousarray(image[top : top + size, top : top + size])
 
 
 @stage_main

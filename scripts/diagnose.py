@@ -32,7 +32,8 @@ from frad.cache import FeatureCache  # noqa: E402
 from frad.features import cosine_distance, fuse_features  # noqa: E402
 from frad.model import ModelConfig  # noqa: E402
 from frad.patchcore import PatchcoreConfig, fit_and_score  # noqa: E402
-from frad.score import anomaly_maps, image_scores, to_image_maps  # noqa: E402
+from frad.postprocess import image_scores, to_image_maps  # noqa: E402
+from frad.score import anomaly_maps  # noqa: E402
 from frad.train import TrainConfig, channel_stats, train_model  # noqa: E402
 
 LAYERS = (2, 3)

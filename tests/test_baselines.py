@@ -12,7 +12,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from frad import padim, patchcore, rd
 from frad.errors import ConfigError, TrainingError
-from frad.score import to_image_maps
+from frad.postprocess import to_image_maps
 
 torch.set_num_threads(1)
 

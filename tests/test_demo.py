@@ -13,7 +13,8 @@ from frad import metrics, synthetic
 from frad.backbone import load_backbone
 from frad.cache import FeatureCache, build_feature_cache
 from frad.data import index_category
-from frad.score import anomaly_maps, image_scores
+from frad.postprocess import image_scores
+from frad.score import anomaly_maps
 from frad.train import train_model
 from pipeline.demo import DEMO_PARAMS, MIN_IMAGE_AUROC
 from pipeline.params import validate_params

@@ -139,6 +139,21 @@ def test_code_changes_rerun_exactly_their_stages(ws):
     assert status(ws) == {"report", "choices_report"}  # the study's report reuses the report's table code
 
 
+def test_frad_code_leaves_the_baselines_up_to_date_and_a_method_file_only_its_items(ws):
+    """The comparison methods run none of FRAD's network or training code: editing frad/train.py or frad/model.py
+    dirties FRAD's items only; editing one method's file dirties that method's items and the reports."""
+    for name in ("train.py", "model.py"):
+        with (ws / "frad" / name).open("a") as fh:
+            fh.write("\n# changed\n")
+    changed = status(ws)
+    assert stages([], CATS, ALL_TRAIN) <= changed
+    assert not {s for s in changed if s.startswith("baseline@")}
+    repro(ws)
+    with (ws / "frad" / "padim.py").open("a") as fh:
+        fh.write("\n# changed\n")
+    assert status(ws) == {"baseline@tile-padim-0"}  # the reports rerun once its new scores differ
+
+
 def test_category_without_masks_runs_end_to_end_with_pixel_metrics_na(tmp_path):
     """OK / NG folders only (no ground_truth/): `dvc repro` runs every stage; image AUROC is measured, pixel AUROC
     and AU-PRO are null with the reason in the score files and metrics.json, and n/a with it in Tables 1-2."""

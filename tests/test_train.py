@@ -18,9 +18,11 @@ from frad.device import resolve_device
 from frad.errors import TrainingError
 from frad.features import cosine_distance
 from frad.model import ModelConfig, ReconstructionNet
-from frad.score import anomaly_maps, gaussian_blur, image_scores
+from frad.optim import Adam
+from frad.postprocess import gaussian_blur, image_scores
+from frad.score import anomaly_maps
 from frad.synthetic import generate_category
-from frad.train import Adam, TrainConfig, load_model, save_model, train_model
+from frad.train import TrainConfig, load_model, save_model, train_model
 
 LAYERS = (2, 3)
 
@@ -95,7 +97,7 @@ def test_same_seed_is_bitwise_identical_and_other_seed_differs(synthetic_caches)
 
 @pytest.mark.parametrize("foreach", [None, True])
 def test_our_adam_is_bitwise_torch_optim_adam(foreach):
-    """frad.train.Adam (torch's functional adam without torch.optim.Optimizer) must not change a single bit,
+    """frad.optim.Adam (torch's functional adam without torch.optim.Optimizer) must not change a single bit,
     against the default and the multi-tensor torch.optim.Adam, also for a parameter that gets no gradient."""
     torch.manual_seed(0)
     ref = ReconstructionNet(ModelConfig(16, (16, 16, 16), True, 2))
