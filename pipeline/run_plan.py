@@ -1,5 +1,5 @@
 """`python -m pipeline.run --dry-run [-j N] [--times FILE]`: what a parallel run would do, without running it: the
-stale stages per family and, given seconds per stage family, the critical path (the longest chain of dependent
+stale stages per family and, given seconds per stage family or stage-name glob, the critical path (the longest chain of dependent
 stages: no number of workers finishes sooner) and an estimate of the wall time on N slots (list scheduling of the
 stages in `dvc repro`'s order, the way Dask starts ready tasks; start-up and data movement not counted)."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import yaml
@@ -16,6 +17,11 @@ from frad.errors import ConfigError
 
 def family(stage: str) -> str:
     return stage.split("@", 1)[0]
+
+
+def stage_time(stage: str, times: dict[str, float]) -> float | None:
+    """Seconds for ``stage``: the first key of ``times`` (in file order) that is its family or a glob matching it."""
+    return next((v for k, v in times.items() if k == family(stage) or fnmatchcase(stage, k)), None)
 
 
 def load_times(path: Path) -> dict[str, float]:
@@ -61,10 +67,10 @@ def dry_run(p, slots: int, times_file: Path | None) -> int:
     if not times_file or not p.stale:
         return 0
     times = load_times(times_file)
-    missing = sorted(set(counts) - set(times))
+    missing = [s for s in p.stale if stage_time(s, times) is None]
     if missing:
-        raise SystemExit(f"error: {times_file} has no time for stage families {', '.join(missing)}")
-    secs = {s: times[family(s)] for s in p.stale}
+        raise SystemExit(f"error: {times_file} has no time for {', '.join(missing[:5])}{' …' if missing[5:] else ''}")
+    secs = {s: stage_time(s, times) for s in p.stale}
     path = critical_path(p.stale, p.upstream, secs)
     total = sum(secs.values())
     print(f"critical path: {' -> '.join(path)} = {sum(secs[s] for s in path):.0f} s")
