@@ -159,7 +159,9 @@ def _dvc(cmd: list[str]) -> int:
 def _client(args: argparse.Namespace):
     from distributed import Client, LocalCluster
 
-    if args.scheduler:
+    if args.scheduler:  # an address, or the file `dask scheduler --scheduler-file` writes
+        if Path(args.scheduler).is_file():
+            return Client(scheduler_file=args.scheduler)
         return Client(args.scheduler)
     # one single-threaded worker process per concurrent stage; the dashboard on a free port when bokeh is there
     cluster = LocalCluster(
@@ -267,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipeline.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("targets", nargs="*", help="stages or stage families as for dvc repro (default: all)")
     ap.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="stages at a time (local cluster)")
-    ap.add_argument("--scheduler", help="address of a running Dask scheduler (e.g. tcp://host:8786) instead")
+    ap.add_argument(
+        "--scheduler", help="a running Dask scheduler instead: its address (tcp://host:8786) or scheduler file"
+    )
     ap.add_argument("--gpu", action="store_true", help="stages that use train.device each hold one GPU slot")
     ap.add_argument("--dry-run", action="store_true", help="list the stale stages and the critical path; run none")
     ap.add_argument("--times", type=Path, help="with --dry-run: YAML of seconds per stage family for an estimate")

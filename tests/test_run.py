@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 import yaml
 from pipeline_utils import env, status
 
@@ -62,7 +63,7 @@ def dvc(ws: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def toy(ws: Path, stages: dict | None = None, cache: Path | None = None) -> Path:
+def toy(ws: Path, stages: dict | None = None, cache: Path | None = None, remote: Path | None = None) -> Path:
     ws.mkdir(parents=True)
     git(ws, "init", "-q")
     git(ws, "config", "user.email", "t@frad.invalid")
@@ -71,6 +72,8 @@ def toy(ws: Path, stages: dict | None = None, cache: Path | None = None) -> Path
     dvc(ws, "config", "core.analytics", "false")
     if cache:
         dvc(ws, "cache", "dir", str(cache))
+    if remote:
+        dvc(ws, "remote", "add", "-d", "shared", str(remote))
     (ws / "dvc.yaml").write_text(yaml.safe_dump({"stages": {**TOY["stages"], **(stages or {})}}, sort_keys=False))
     (ws / "params.yaml").write_text("n: 2\n")
     (ws / ".gitignore").write_text("/*.txt\nrelease\nbroken*\n")
@@ -207,10 +210,15 @@ def test_sigkill_of_a_worker_reruns_its_stage_elsewhere(tmp_path):
     assert (ws / "dvc.lock").read_text() == serial_lock(tmp_path, ws)
 
 
-def test_two_workers_in_separate_workspaces_sharing_one_cache(tmp_path):
-    """Two 'machines': each Dask worker runs its stages in its own clone (FRAD_WORKSPACE) with the one DVC cache;
-    this workspace then records every stage from the run-cache."""
-    ws = toy(tmp_path / "ws", cache=tmp_path / "cache")
+@pytest.mark.parametrize("shared", ["cache", "remote"])
+def test_two_workers_in_separate_workspaces_sharing_a_cache_or_a_remote(tmp_path, shared):
+    """Two 'machines': each Dask worker runs its stages in its own clone (FRAD_WORKSPACE) sharing one DVC cache,
+    or only a DVC remote (pulled and pushed with the run-cache); this workspace then records every stage from the
+    run-cache."""
+    if shared == "cache":
+        ws = toy(tmp_path / "ws", cache=tmp_path / "cache")
+    else:
+        ws = toy(tmp_path / "ws", remote=tmp_path / "remote")
     clones = [tmp_path / "w1", tmp_path / "w2"]
     for c in clones:
         git(tmp_path, "clone", "-q", str(ws), str(c))
@@ -228,8 +236,11 @@ def test_two_workers_in_separate_workspaces_sharing_one_cache(tmp_path):
         for c in clones:
             worker = [*py, "distributed.cli.dask_worker", "--scheduler-file", str(sched), "--nthreads", "1"]
             procs.append(subprocess.Popen(worker, env=run_env(FRAD_WORKSPACE=str(c)), stderr=subprocess.DEVNULL))
-        address = yaml.safe_load(sched.read_text())["address"]
-        out = pipeline_run(ws, "--scheduler", address)
+        from distributed import Client
+
+        with Client(scheduler_file=str(sched)) as client:
+            client.wait_for_workers(2, timeout=TIMEOUT)
+        out = pipeline_run(ws, "--scheduler", str(sched))
     finally:
         for p in procs:
             p.terminate()
