@@ -250,7 +250,9 @@ def run(args: argparse.Namespace) -> int:
     if any(r["workspace"] != str(root) for r in done):  # stages ran in other workspaces: record them here
         print("recording in this workspace: dvc repro (restores the stages from the run-cache)", flush=True)
         pull = ["--pull"] if _has_remote(root) else []
-        rc = subprocess.call([sys.executable, "-m", "dvc", "repro", *pull, *args.targets])
+        finished = {r["stage"] for r in done}  # after a failure, only those (a failed stage is not rerun here)
+        which = ["--single-item", *(s for s in p.order if s in finished)] if failed else args.targets
+        rc = subprocess.call([sys.executable, "-m", "dvc", "repro", *pull, *which])
         if rc != 0:
             return rc
     else:
