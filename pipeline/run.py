@@ -78,11 +78,26 @@ def plan(root: Path, targets: list[str]) -> Plan:
 # --------------------------------------------------------------------------- on the worker
 
 
-def run_stage(stage: str, root: str, *upstream: object) -> dict:
+def dask_environ() -> dict[str, str | None]:
+    """The coordinator's values (None: unset) of the variables a Dask nanny sets in its worker processes
+    (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_, PYTHONHASHSEED, ...): right for Dask's own threads, wrong for the
+    stage commands, which must run as under a serial `dvc repro` (one thread would change the CPU arithmetic)."""
+    import dask
+
+    keys = {"PYTHONHASHSEED", "__DASK_PARENT_PID", *dask.config.get("distributed.nanny.pre-spawn-environ", {})}
+    keys |= set(dask.config.get("distributed.nanny.environ", {}))
+    return {k: os.environ.get(k) for k in sorted(keys)}
+
+
+def run_stage(stage: str, root: str, environ: dict[str, str | None], *upstream: object) -> dict:
     """Dask task: run ``stage`` in this worker's workspace (``FRAD_WORKSPACE``, else ``root``) through DVC, in a
-    child process that dies with this worker (no orphan keeps writing outputs after a SIGKILL)."""
+    child process that dies with this worker (no orphan keeps writing outputs after a SIGKILL), with ``environ``
+    (:func:`dask_environ`) in place of what the worker's nanny set."""
     from distributed import get_worker
 
+    env = {**os.environ, **{k: v for k, v in environ.items() if v is not None}}
+    for k in [k for k, v in environ.items() if v is None]:
+        env.pop(k, None)
     ws = Path(os.environ.get("FRAD_WORKSPACE") or root).resolve()
     own = ws != Path(root).resolve()
     log = ws / LOGS / f"{stage}.log"
@@ -90,7 +105,7 @@ def run_stage(stage: str, root: str, *upstream: object) -> dict:
     cmd = [sys.executable, "-m", "pipeline.run", "--exec-stage", stage, *(["--own-workspace"] if own else [])]
     t0 = time.perf_counter()
     with open(log, "w") as out:
-        rc = subprocess.call(cmd, cwd=ws, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        rc = subprocess.call(cmd, cwd=ws, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     where = f"{socket.gethostname()}:{log}"
     if rc != 0:
         raise StageFailed(stage, where, rc)
@@ -214,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
     if not p.stale:
         return 0
     before = _lock_stages(root)
+    environ = dask_environ()  # before the local cluster: its nannies set them in this process to spawn workers
     client = _client(args)
     print(f"Dask scheduler {client.scheduler.address}; dashboard: {_dashboard(client)}", flush=True)
     futures = {}
@@ -221,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
         deps = [futures[u] for u in p.upstream[stage] if u in futures]
         resources = {"GPU": 1} if args.gpu and stage in p.device else None
         futures[stage] = client.submit(
-            run_stage, stage, str(root), *deps, key=f"stage-{stage}", pure=False, resources=resources
+            run_stage, stage, str(root), environ, *deps, key=f"stage-{stage}", pure=False, resources=resources
         )
     names = {f.key: s for s, f in futures.items()}
     done: list[dict] = []
@@ -247,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
         left = len(futures) - len(done) - len(failed) - len(skipped)
         print(f"[{len(done)} done / {running} running / {left - running} left] {line}", flush=True)
     client.close()
-    if any(r["workspace"] != str(root) for r in done):  # stages ran in other workspaces: record them here
+    if any(r["workspace"] != str(root) for r in done):  # stages ran in other workspaces: record those here
         print("recording in this workspace: dvc repro (restores the stages from the run-cache)", flush=True)
         pull = ["--pull"] if _has_remote(root) else []
         finished = {r["stage"] for r in done}  # after a failure, only those (a failed stage is not rerun here)

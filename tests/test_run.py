@@ -40,8 +40,10 @@ TOY = {
             "params": ["n"],
             "outs": ["c.txt"],
         },
+        # what a Dask nanny sets in its workers must not reach the stage commands (serial dvc.lock differs then)
         "d": {
-            "cmd": "python -c \"open('d.txt','w').write(open('a.txt').read() * 2)\"",
+            "cmd": "python -c \"import os; open('d.txt','w').write(open('a.txt').read() + "
+            "' '.join(os.environ.get(k, '-') for k in ('PYTHONHASHSEED', 'MALLOC_TRIM_THRESHOLD_')))\"",
             "deps": ["a.txt"],
             "outs": ["d.txt"],
         },
