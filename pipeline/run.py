@@ -262,7 +262,10 @@ def run(args: argparse.Namespace) -> int:
         running = sum(min(len(keys), threads.get(w, 1)) for w, keys in client.processing().items())
         left = len(futures) - len(done) - len(failed) - len(skipped)
         print(f"[{len(done)} done / {running} running / {left - running} left] {line}", flush=True)
+    cluster = client.cluster  # the local cluster this run started (None with --scheduler)
     client.close()
+    if cluster is not None:
+        cluster.close()
     if any(r["workspace"] != str(root) for r in done):  # stages ran in other workspaces: record those here
         print("recording in this workspace: dvc repro (restores the stages from the run-cache)", flush=True)
         pull = ["--pull"] if _has_remote(root) else []

@@ -63,7 +63,8 @@ def list_schedule(stages: list[str], upstream: dict[str, list[str]], secs: dict[
 
 def dry_run(p, slots: int, times_file: Path | None) -> int:
     counts = Counter(family(s) for s in p.stale)
-    print(f"{len(p.stale)} of {len(p.order)} stages to run: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    families = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"{len(p.stale)} of {len(p.order)} stages to run" + (f": {families}" if families else ""))
     if not times_file or not p.stale:
         return 0
     times = load_times(times_file)
