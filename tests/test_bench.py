@@ -110,7 +110,7 @@ def test_only_runs_the_named_row_groups(tmp_path, capsys):
         parse_args(["--only", "training,speed"])
     assert err.value.code == 2
     assert (
-        "--only takes a comma list drawn from ceiling,backbone,training,scoring,baselines,metrics"
+        "--only takes a comma list drawn from ceiling,backbone,training,scoring,baselines,coreset,metrics"
         in capsys.readouterr().err
     )
 
