@@ -464,6 +464,59 @@ def job_baseline(settings: Settings, method: str) -> dict[str, Any]:
     return out
 
 
+def job_coreset(settings: Settings) -> dict[str, Any]:
+    """PatchCore's greedy coreset (``frad.patchcore.greedy_coreset``, the pipeline's default 0.1, dims 1024,
+    projection 128) on the memory bank of ``train_images`` distinct synthetic bottle renders through
+    EfficientNet-Lite0 with its real ImageNet weights (the row needs real features: how many rows the triangle
+    inequality rules out depends on their structure), against the dense loop (every row each step: timed on a few
+    hundred steps and extrapolated) and the memory-bandwidth floor of that dense loop (each step reads the whole
+    projected bank once; bandwidth = best read of it)."""
+    from frad.backbone import load_backbone
+    from frad.patchcore import PatchcoreConfig, _greedy_dense, greedy_coreset, patch_features
+    from frad.synthetic import render_sample
+
+    dev = _start(replace(settings, device="cpu"))
+    start = memory_now(dev)
+    cfg = PatchcoreConfig(**(dict(dims=32, projection=8) if settings.quick else {}))
+    backbone = load_backbone("tf_efficientnet_lite0", "imagenet", cfg.layers, channels_last=True)
+    m, sd = torch.tensor(backbone.mean).view(1, 3, 1, 1), torch.tensor(backbone.std).view(1, 3, 1, 1)
+    size, bank = settings.image_size, []
+    with torch.inference_mode():
+        for start in range(0, settings.train_images, 16):
+            idx = range(start, min(start + 16, settings.train_images))
+            img = np.stack([render_sample("bottle", index=i, split="train", size=size).image for i in idx])
+            x = (torch.from_numpy(img).permute(0, 3, 1, 2).float().div_(255) - m) / sd
+            bank.append(patch_features({k: v.half() for k, v in backbone(x).items()}, cfg)[0])  # cached as fp16
+    bank = torch.cat(bank)
+    n = math.ceil(cfg.coreset * len(bank))
+    with PeakMemory(dev, start) as mem:
+        t = timed(lambda: greedy_coreset(bank, n, cfg.projection, settings.seed), 1, dev)
+    gen = torch.Generator().manual_seed(settings.seed)
+    z = bank @ (torch.randn(bank.shape[1], cfg.projection, generator=gen) / math.sqrt(cfg.projection))
+    first = int(torch.randint(len(z), (1,), generator=gen))
+    steps = min(n, 20 if settings.quick else 300)
+    dense = timed(lambda: _greedy_dense(z, steps, first, False), 1, dev)
+    same = bool(torch.equal(dense.out, t.out[:steps]))  # the first steps, checked here; all of them in the tests
+    read = timed(lambda: z.sum(), 10, dev)
+    return {
+        "bank_rows": len(bank),
+        "dims": cfg.dims,
+        "projection": cfg.projection,
+        "coreset": cfg.coreset,
+        "n": n,
+        "wall": t.wall,
+        "dense_step_s": dense.wall / max(steps - 1, 1),
+        "dense_s": dense.wall / max(steps - 1, 1) * (n - 1),
+        "dense_steps_timed": steps,
+        "same_first_steps": same,
+        "bank_mb": z.numel() * 4 / 1e6,
+        "bandwidth_gb_s": z.numel() * 4 / read.wall / 1e9,
+        "dense_floor_s": (n - 1) * read.wall,
+        "load": os.getloadavg()[0],
+        **mem.record(),
+    }
+
+
 def job_peak(settings: Settings) -> dict[str, Any]:
     """Measured matrix-product ceiling of this device (TFLOP/s of one large square product, best of a few):
     fp32 on the CPU (the backbone rows' arithmetic), fp32 and bf16 on CUDA. The achieved rates of the

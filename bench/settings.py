@@ -11,7 +11,7 @@ from frad.errors import FradError
 
 from .targets import add_target_option
 
-SECTIONS = ("ceiling", "backbone", "training", "scoring", "baselines", "metrics")  # row groups, for --only
+SECTIONS = ("ceiling", "backbone", "training", "scoring", "baselines", "coreset", "metrics")  # row groups, for --only
 TARGETS = ("backbone_speedup", "scoring_img_s", "train_100ep_s", "metrics_s")  # names --target takes
 FULL_OUT = "reports/benchmark.md"  # the full table the report stage appends
 FAST_COS = 0.999  # default: mean fused-feature cosine to the naive path the fast path must keep (scoring uses it)

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -90,7 +91,10 @@ def greedy_coreset(x: torch.Tensor, n: int, projection: int, seed: int, progress
     """Greedy k-center coreset (PatchCore Alg. 1): n row indices of x (N, D), each the row farthest (Euclidean)
     from those chosen so far, computed on x·P with P a seeded Gaussian (D, projection) matrix (Johnson–Lindenstrauss;
     their code: a random linear layer; none when D <= projection). The first index is drawn from the same seeded
-    generator after P (their exact greedy sampler starts from row 0; a random start avoids an order bias)."""
+    generator after P (their exact greedy sampler starts from row 0; a random start avoids an order bias).
+
+    On the CPU the rows that provably keep their distance are skipped (``_greedy_pruned``); on other devices every
+    row is updated each step (``_greedy_dense``, no host sync per step). Both select the same rows (tested)."""
     num = len(x)
     if not 1 <= n <= num:
         raise ConfigError(f"coreset size must be in [1, {num}], got {n}")
@@ -98,19 +102,82 @@ def greedy_coreset(x: torch.Tensor, n: int, projection: int, seed: int, progress
     z = x.float()
     if x.shape[1] > projection:
         z = z @ (torch.randn(x.shape[1], projection, generator=gen) / math.sqrt(projection)).to(x.device)
-    first = torch.randint(num, (1,), generator=gen).to(x.device)
-    chosen = torch.empty(n, dtype=torch.long, device=x.device)
-    chosen[0] = first[0]
+    first = int(torch.randint(num, (1,), generator=gen))
+    greedy = _greedy_pruned if z.device.type == "cpu" else _greedy_dense
+    return greedy(z, n, first, progress)
 
-    def dist(i: torch.Tensor) -> torch.Tensor:  # exact ‖z_j − z_i‖ for all j (no matmul expansion)
-        return torch.cdist(z, z[i].view(1, -1), compute_mode="donot_use_mm_for_euclid_dist")[:, 0]
 
-    nearest = dist(first)  # distance of every row to the coreset so far
+def _dist(rows: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Exact ‖r − c‖ for every row (no matmul expansion). The value of a row does not depend on the other rows
+    passed, so a subset of rows gets bitwise the distances the whole bank gets."""
+    return torch.cdist(rows, c.view(1, -1), compute_mode="donot_use_mm_for_euclid_dist")[:, 0]
+
+
+def _greedy_dense(z: torch.Tensor, n: int, first: int, progress: bool) -> torch.Tensor:
+    """Alg. 1 as written: each step updates the distance of every row to the coreset (reads the whole bank)."""
+    chosen = torch.empty(n, dtype=torch.long, device=z.device)
+    chosen[0] = first
+    nearest = _dist(z, z[first])  # distance of every row to the coreset so far
     for step in tqdm(range(1, n), desc="coreset", disable=not progress, leave=False):
         nxt = torch.argmax(nearest)  # stays on the device: no sync per step
         chosen[step] = nxt
-        torch.minimum(nearest, dist(nxt), out=nearest)
+        torch.minimum(nearest, _dist(z, z[nxt]), out=nearest)
     return chosen
+
+
+# A row j whose nearest chosen row is c_j can only move closer to the new row x if ‖x − c_j‖ < 2·‖z_j − c_j‖
+# (triangle inequality). The factor's slack (1e-4) and the fp32 error bound on ‖x − c‖ below (dot products of
+# length ≤ 1024: relative error ≤ ~6e-5 of ‖x‖² + ‖c‖², taken as 1e-3) keep rounding from ever skipping a row
+# that would change.
+_SKIP_FACTOR = 2.0002
+_DOT_SLACK = 1e-3
+DENSE_STEP = 2  # a step with more than half the rows as candidates updates every row (gathering costs ~1.6x per row)
+
+
+def _greedy_pruned(z: torch.Tensor, n: int, first: int, progress: bool) -> torch.Tensor:
+    """Alg. 1 with the same result as ``_greedy_dense``, computing exact distances only for the rows the triangle
+    inequality cannot rule out (the classic acceleration of farthest-first traversal): each step reads the chosen
+    rows once and the candidate rows, instead of the whole bank. On a bottle-size bank at coreset 0.1 that is ~1,000
+    of 214,016 rows per step; on unstructured data (random maps) most rows stay candidates and a step updates every
+    row, as the dense loop. Ties go to the lowest index, as ``torch.argmax``. Single-threaded: each step is a few
+    small operations, for which thread hand-offs cost more than they save (and cost much more on a loaded host)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        chosen = np.empty(n, dtype=np.int64)
+        chosen[0] = first
+        nearest = _dist(z, z[first]).numpy()  # distance of every row to the coreset so far (exact, as dense)
+        limit = nearest * _SKIP_FACTOR  # a row is a candidate while ‖x − c_j‖ < limit_j
+        owner = np.zeros(len(z), dtype=np.int64)  # j -> step of the chosen row c_j at distance nearest[j]
+        centres = torch.empty(n, z.shape[1])
+        centres[0] = z[first]
+        sq = torch.empty(n)  # ‖c‖² of the chosen rows
+        sq[0] = centres[0] @ centres[0]
+        for step in tqdm(range(1, n), desc="coreset", disable=not progress, leave=False):
+            nxt = int(nearest.argmax())  # numpy's argmax, like torch's, returns the first maximum
+            chosen[step] = nxt
+            x = centres[step] = z[nxt]
+            xx = sq[step] = x @ x
+            # lower bound of ‖x − c‖ for every chosen row c: one pass over the chosen rows (matrix-vector product)
+            d2 = torch.addmv(sq[:step] + xx, centres[:step], x, alpha=-2)
+            lower = (d2 - _DOT_SLACK * (sq[:step] + xx)).clamp_(min=0).sqrt_().numpy()
+            rows = np.flatnonzero(lower.take(owner) < limit)
+            if len(rows) > len(z) // DENSE_STEP:  # most rows may move (unstructured data): every row, no gather
+                d = _dist(z, x).numpy()
+                closer = d < nearest
+                np.copyto(nearest, d, where=closer)
+                np.copyto(limit, d * _SKIP_FACTOR, where=closer)
+                np.copyto(owner, step, where=closer)
+                continue
+            d = _dist(z[torch.from_numpy(rows)], x).numpy()
+            closer = d < nearest[rows]
+            rows, d = rows[closer], d[closer]
+            nearest[rows] = d
+            limit[rows] = d * _SKIP_FACTOR
+            owner[rows] = step
+        return torch.from_numpy(chosen)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def nearest_neighbours(queries: torch.Tensor, bank: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
@@ -156,6 +158,40 @@ def test_greedy_coreset_equals_brute_force_farthest_points():
     assert ours == _farthest_points(x.double().numpy() @ proj, 40, first)
     assert patchcore.greedy_coreset(x, 40, 4, 7).tolist() == ours
     assert patchcore.greedy_coreset(x, 40, 4, 8).tolist() != ours
+
+
+def _blobs(n: int, d: int, seed: int) -> torch.Tensor:
+    """Rows around a few centres (like aligned objects' patches: the pruning skips most rows), some duplicated."""
+    g = torch.Generator().manual_seed(seed)
+    centres = 4 * torch.randn(12, d, generator=g)
+    x = centres[torch.randint(12, (n,), generator=g)] + torch.randn(n, d, generator=g) * torch.rand(n, 1, generator=g)
+    x[: n // 20] = x[n // 20 : n // 10]  # exact duplicates: distance 0 ties
+    return x
+
+
+@pytest.mark.parametrize(
+    "data",
+    [lambda s: torch.randn(3000, 160, generator=torch.Generator().manual_seed(s)), lambda s: _blobs(3000, 160, s)],
+    ids=["gaussian", "blobs"],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pruned_greedy_coreset_selects_exactly_what_the_dense_one_does(data, seed):
+    """The CPU path skips rows by the triangle inequality; the dense loop (Alg. 1 as written: today's and the GPU
+    path) updates every row each step. Same rows in the same order, up to the whole bank (ties at distance 0)."""
+    x = data(seed)
+    gen = torch.Generator().manual_seed(seed)
+    z = x @ (torch.randn(160, 128, generator=gen) / math.sqrt(128))
+    first = int(torch.randint(len(z), (1,), generator=gen))
+    for n in (300, len(z)):
+        assert torch.equal(patchcore._greedy_pruned(z, n, first, False), patchcore._greedy_dense(z, n, first, False))
+    assert (
+        patchcore.greedy_coreset(x, 300, 128, seed).tolist() == patchcore._greedy_dense(z, 300, first, False).tolist()
+    )
+
+
+def test_greedy_coreset_prunes_on_the_cpu(monkeypatch):
+    monkeypatch.setattr(patchcore, "_greedy_dense", lambda *a: pytest.fail("dense loop used on the CPU"))
+    assert len(patchcore.greedy_coreset(torch.randn(50, 8), 10, 4, 0)) == 10
 
 
 def test_nearest_neighbours_equal_sklearn():

@@ -64,7 +64,13 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
     rows = json.loads(raw.read_text())["rows"]
     labels = [(r["stage"], r["variant"]) for r in rows]
     assert [s for s, _ in labels] == (
-        ["ceiling"] + ["backbone"] * 4 + ["training"] * 2 + ["scoring"] + ["baselines"] * 3 + ["metrics"] * 3
+        ["ceiling"]
+        + ["backbone"] * 4
+        + ["training"] * 2
+        + ["scoring"]
+        + ["baselines"] * 3
+        + ["coreset"]
+        + ["metrics"] * 3
     )
     variants = " | ".join(v for s, v in labels if s == "backbone")
     for v in (
@@ -104,7 +110,7 @@ def test_only_runs_the_named_row_groups(tmp_path, capsys):
         parse_args(["--only", "training,speed"])
     assert err.value.code == 2
     assert (
-        "--only takes a comma list drawn from ceiling,backbone,training,scoring,baselines,metrics"
+        "--only takes a comma list drawn from ceiling,backbone,training,scoring,baselines,coreset,metrics"
         in capsys.readouterr().err
     )
 
@@ -134,6 +140,16 @@ def test_quick_baselines_give_one_row_per_method(tmp_path, capsys):
     assert resolve_settings(parse_args(argv)).out is None
     assert resolve_settings(parse_args([*argv, "--out", "x.md"])).out == "x.md"
     assert resolve_settings(parse_args(["--device", "cpu"])).out == "reports/benchmark.md"
+
+
+def test_quick_coreset_row_times_the_pruned_loop_against_the_dense_one(tmp_path):
+    raw = tmp_path / "bench.json"
+    assert bench_main(["--quick", "--device", "cpu", "--only", "coreset", "--json", str(raw)]) == 0
+    (row,) = json.loads(raw.read_text())["rows"]
+    assert row["stage"] == "coreset" and row["error"] is None, row
+    res = row["raw"]
+    assert res["same_first_steps"] and res["n"] == math.ceil(0.1 * res["bank_rows"])
+    assert row["time_s"] > 0 and res["dense_s"] > 0 and res["dense_floor_s"] > 0 and res["bandwidth_gb_s"] > 0
 
 
 def test_baseline_configs_follow_the_method_defaults():
