@@ -488,7 +488,9 @@ def test_all_good_test_set_scores_null_with_reason_and_report_shows_na(tmp_path)
     assert "no defect pixels" in full["undefined"]["pro"]
     metrics = json.loads((ws / "reports" / "metrics.json").read_text())
     assert metrics["image_auroc"] is None and metrics["pixel_auroc"] is None and metrics["pro"] is None
-    assert all(v is None for m in ("padim", "patchcore", "rd") for v in metrics["methods"][m].values())
+    methods = [metrics["methods"][m] for m in ("padim", "patchcore", "rd")]
+    assert all(m[k] is None for m in methods for k in ("image_auroc", "pixel_auroc", "pro"))
+    assert all(v is None for m in methods for side in ("ci_low", "ci_high") for v in m[side].values())
     tables = (ws / "reports" / "tables.md").read_text()
     assert "n/a" in tables and "all test images are normal" in tables and "no defect pixels" in tables
     assert not re.search(r"\bnan\b", tables, re.IGNORECASE)
