@@ -371,15 +371,14 @@ def measure(maps: Any, scores: Any, labels: Any, masks: Any, pro_limit: float = 
     undefined metric is None with its reason under ``"undefined"``. Every method is compared by these.
     ``masks`` None: a category without masks, whose pixel metrics are undefined (:data:`NO_MASKS`)."""
     result: dict = {"undefined": {}}
-    pixel = (
-        ((None, NO_MASKS), (None, NO_MASKS))
-        if masks is None
-        else (try_metric(pixel_auroc, maps, masks), try_metric(au_pro, maps, masks, fpr_limit=pro_limit))
-    )
+    if masks is None:
+        pixel, pro = (None, NO_MASKS), (None, NO_MASKS)
+    else:
+        pixel, pro = try_metric(pixel_auroc, maps, masks), try_metric(au_pro, maps, masks, fpr_limit=pro_limit)
     for name, value, reason in (
         ("image_auroc", *try_metric(image_auroc, scores, labels)),
-        ("pixel_auroc", *pixel[0]),
-        ("pro", *pixel[1]),
+        ("pixel_auroc", *pixel),
+        ("pro", *pro),
     ):
         result[name] = value
         if reason is not None:

@@ -12,7 +12,8 @@ and EfficientNet-Lite0 (24/40/112). Their student ends every decoder stage in a 
 it matches ResNet's non-negative maps; Lite0's stages end in a linear projection (about half of their energy is
 negative), which a ReLU output can never match (cosine distance ≥ 0.29–0.38 per layer at every position on
 screw and bottle). ``student_output: linear`` drops the decoder stages' last ReLU; the default keeps their design
-(on MVTec AD screw with Lite0 it scored higher: docs/diagnosis.md). Block counts and widths follow their ``wide_resnet50_2`` configuration:
+(on MVTec AD screw with Lite0 it scored higher: docs/diagnosis.md). Block counts and widths follow their
+``wide_resnet50_2`` configuration:
 OCE = 3 bottleneck blocks to 2·C_last channels; decoder stages of 3, 4, 6 blocks (coarse to fine); every
 bottleneck's inner width is half its output (the "wide" variant).
 """
@@ -82,9 +83,9 @@ class Bottleneck(nn.Module):
     """ResNet bottleneck 1×1 → 3×3 (stride) → 1×1 with a residual; ``up``: the 3×3 becomes a 2×2 stride-2
     transposed conv and the shortcut a 2×2 stride-2 transposed conv + BN (their de-ResNet ``DeBottleneck``)."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1, up: bool = False, relu: bool = True):
+    def __init__(self, cin: int, cout: int, stride: int = 1, up: bool = False):
         super().__init__()
-        self.relu = relu  # False: linear output (the last block of a decoder stage under a signed teacher)
+        self.relu = True  # False: linear output (a decoder stage's last block with ``student_output: linear``)
         w = max(1, cout // 2)  # wide variant: inner width = output / 2
         mid = nn.ConvTranspose2d(w, w, 2, stride=2, bias=False) if up else nn.Conv2d(w, w, 3, stride, 1, bias=False)
         self.body = nn.Sequential(

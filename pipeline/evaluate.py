@@ -69,7 +69,7 @@ def evaluate(
     index = index_category(DATASETS, category)
     size = cache.image_size
     images = (
-        np.stack([_thumbnail(index.test[i].path, size, cache.crop) for i in keep])
+        np.stack([thumbnail(index.test[i].path, size, cache.crop) for i in keep])
         if keep
         else np.zeros((0, size, size, 3), np.uint8)
     )
@@ -90,7 +90,7 @@ def evaluate(
     return result
 
 
-def _thumbnail(path, size: int, crop: float) -> np.ndarray:
+def thumbnail(path, size: int, crop: float) -> np.ndarray:
     """The test image as the backbone saw it (resized and centre-cropped, :func:`frad.data.crop_box`), uint8."""
     from PIL import Image
 

@@ -372,24 +372,15 @@ def maxima_places(images: np.ndarray, maps: np.ndarray) -> list[str]:
 def run_maxima(data: Data, args) -> str:
     """Where the image score (max of A_pix, §1.5) comes from, per seed: counts of the maximum's place in good and
     defective test images; with ``--figure``, the maps of a few good and defective images with the maximum marked."""
-    from frad.data import crop_box, index_category, read_image
+    from frad.data import index_category
+    from pipeline.evaluate import thumbnail
 
     if not args.dataset:
         raise SystemExit("experiment maxima needs --dataset <root>/<category> (the images of the cache)")
     root = Path(args.dataset)
     index = index_category(root.parent, root.name)
-    size = data.image_size
-    resized, top = crop_box(size, FeatureCache(args.features).crop)
-    from PIL import Image
-
-    images = np.stack(
-        [
-            np.asarray(Image.fromarray(read_image(s.path)).resize((resized, resized), Image.Resampling.BILINEAR))[
-                top : top + size, top : top + size
-            ]
-            for s in index.test
-        ]
-    )
+    size, crop = data.image_size, FeatureCache(args.features).crop
+    images = np.stack([thumbnail(s.path, size, crop) for s in index.test])  # as the backbone saw them
     rows, kept = [], {}
 
     def collect(model, maps, row):
