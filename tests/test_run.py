@@ -250,7 +250,9 @@ def test_two_workers_in_separate_workspaces_sharing_a_cache_or_a_remote(tmp_path
             p.wait(timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert ran(out.stdout) == {"a", "b@1", "b@2", "b@3", "c", "d"}
-    assert all(list((c / ".dvc/tmp/run").glob("*.log")) for c in clones)  # both workers ran stages
+    # Stages ran in the workers' clones, not here; which worker takes which stage is Dask's choice (one may take
+    # all when the other starts late), so only "some clone" is certain.
+    assert any(list((c / ".dvc/tmp/run").glob("*.log")) for c in clones)
     assert status(ws) == set() and (ws / "c.txt").read_text() == "a1a2a3" * 2
     assert (ws / "dvc.lock").read_text() == serial_lock(tmp_path, ws)
 
