@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .baseline import BaselineResult, as_device, check_maps, check_positive, check_positive_int, check_seed, clock
 from .errors import ConfigError, DataError
+from .harness import MethodResult, as_device, check_maps, check_positive, check_positive_int, check_seed, clock
 from .layers import check_layers
 from .postprocess import to_image_maps
 
@@ -43,6 +43,16 @@ class PadimModel:
     mean: torch.Tensor  # (P, d) float64, P = H·W positions of the finest grid
     precision: torch.Tensor  # (P, d, d) float64, Σ⁻¹ per position
     grid: tuple[int, int]
+
+
+def check_backbone(config: PadimConfig, backbone: str, channels: Mapping[int, int]) -> None:
+    """d is drawn from the channels of the layers used (§3.1): at most their sum (``channels``: {layer: C_l})."""
+    total = sum(channels[layer] for layer in config.layers)
+    if config.d > total:
+        raise ConfigError(
+            f"baselines.padim.d={config.d} exceeds the {total} channels of {backbone}'s layers {list(config.layers)}; "
+            "lower it (the PaDiM paper: 550 for WRN50-2, 100 for ResNet-18-size backbones)"
+        )
 
 
 def channel_subset(total: int, d: int, seed: int) -> torch.Tensor:
@@ -135,7 +145,7 @@ def fit_and_score(
     batch_size: int = 32,
     device: torch.device | str = "cpu",
     progress: bool = False,
-) -> BaselineResult:
+) -> MethodResult:
     """Fit the per-position Gaussians on ``train``, score ``test``: maps (N, S, S) and image scores (max)."""
     device = as_device(device)
     t0 = time.perf_counter()
@@ -155,4 +165,4 @@ def fit_and_score(
         "grid": list(model.grid),
         "channels_total": sum(int(train[l].shape[1]) for l in config.layers),
     }
-    return BaselineResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info)
+    return MethodResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info)

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .baseline import BaselineResult, as_device, check_maps, check_positive_int, check_seed, clock
 from .errors import ConfigError
+from .harness import MethodResult, as_device, check_maps, check_positive_int, check_seed, clock
 from .layers import check_layers
 from .postprocess import to_image_maps
 
@@ -224,7 +224,7 @@ def fit_and_score(
     batch_size: int = 32,
     device: torch.device | str = "cpu",
     progress: bool = False,
-) -> BaselineResult:
+) -> MethodResult:
     """Memory bank of the train patches, greedy coreset, nearest-neighbour patch scores of ``test``:
     maps (N, S, S) and image scores (max patch score, or eq. 7 when ``config.reweight``)."""
     device = as_device(device)
@@ -262,4 +262,4 @@ def fit_and_score(
         "coreset_patches": int(len(bank)),
         "dims": config.dims,
     }
-    return BaselineResult(maps=maps, image_scores=scores.numpy(), info=info)
+    return MethodResult(maps=maps, image_scores=scores.numpy(), info=info)

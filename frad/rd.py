@@ -29,10 +29,10 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .baseline import BaselineResult, as_device, check_maps, check_positive, check_positive_int, check_seed
 from .device import check_device
 from .errors import ConfigError, DataError
 from .features import cosine_distance
+from .harness import MethodResult, as_device, check_maps, check_positive, check_positive_int, check_seed
 from .layers import check_layers
 from .optim import Adam, epoch_mean
 from .postprocess import gaussian_blur, to_image_maps
@@ -266,7 +266,7 @@ def fit_and_score(
     batch_size: int = 32,
     device: torch.device | str | None = None,
     progress: bool = False,
-) -> BaselineResult:
+) -> MethodResult:
     """Train the student on ``train`` (``device`` None: ``config.device``), score ``test``: maps (N, S, S) and
     image scores (max of the map); ``info`` holds the per-epoch loss ``history``."""
     t0 = time.perf_counter()
@@ -283,4 +283,4 @@ def fit_and_score(
         "parameters": sum(p.numel() for p in model.parameters()),
         "student_output": "linear" if model.linear_output else "relu",
     }
-    return BaselineResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info)
+    return MethodResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info)

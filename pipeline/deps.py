@@ -3,9 +3,12 @@ the ``.py`` entries of every stage's ``deps:`` list (data deps, comments, anchor
 ``--check`` exits 1 when dvc.yaml differs from what it would write (tests/test_deps.py runs it).
 
 The code a stage runs is the import closure of its command's module (``python -m pipeline.<x>``): every project
-import it can execute, at module level or inside functions, except under ``TYPE_CHECKING``. For the ``baseline``
-family (``pipeline.${item.method}``) the closure of each registered method is taken; the files named after the
-method become ``${item.method}`` entries, so each method's items depend on its own files only.
+import it can execute, at module level or inside functions, except under ``TYPE_CHECKING``. A command with a
+``${item.method}`` argument (the ``compare`` family) runs the comparison method ``frad/<method>.py``, which the
+registry (frad.methods) imports by name: the closure of each registered method is added, and the files named after
+the method become ``${item.method}`` entries, so each method's items depend on its own files only. (Params
+validation reads every method's config class by name too; that decides whether params.yaml loads, never a stage's
+outputs, so it is no code dep.)
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 PACKAGES = ("frad", "pipeline")
 METHOD = "${item.method}"
+METHOD_FILE = f"frad/{METHOD}.py"
 _STAGE = re.compile(r"^  (\w+):\s*$")
-_CMD = re.compile(r"^\s+cmd: python -m (\S+)")
+_CMD = re.compile(r"^\s+cmd: python -m (\S+)(.*)$")
 _DEPS = re.compile(r"^(\s+)deps:(\s*&\w+)?\s*$")
 
 
@@ -94,16 +98,16 @@ def closure(module: str) -> frozenset[str]:
     )
 
 
-def code_deps(module: str) -> list[str]:
-    """The ``.py`` deps of a stage running ``python -m <module>``, pipeline/ first, each part sorted; a module with
-    ``${item.method}`` stands for every comparison method (``pipeline.params.BASELINES``)."""
-    if METHOD not in module:
-        files = set(closure(module))
-    else:
-        from pipeline.params import BASELINES
+def code_deps(module: str, per_method: bool = False) -> list[str]:
+    """The ``.py`` deps of a stage running ``python -m <module>``, pipeline/ first, each part sorted; with
+    ``per_method`` (a ``${item.method}`` argument) also each registered comparison method's closure, its own
+    file as ``frad/${item.method}.py``."""
+    files = set(closure(module))
+    if per_method:
+        from frad.methods import METHODS
 
-        per = [{f.replace(m, METHOD) for f in closure(module.replace(METHOD, m))} for m in BASELINES]
-        files = set.union(*per)
+        for m in METHODS:
+            files |= {METHOD_FILE if f == f"frad/{m}.py" else f for f in closure(f"frad.{m}")}
     return sorted(files, key=lambda f: (not f.startswith("pipeline/"), METHOD not in f, f))
 
 
@@ -111,14 +115,14 @@ def rewrite(text: str) -> str:
     """dvc.yaml with every stage's ``deps:`` list holding exactly its code deps (see :func:`code_deps`)."""
     lines = text.splitlines(keepends=True)
     out: list[str] = []
-    module = None
+    module, per_method = None, False
     i = 0
     while i < len(lines):
         line = lines[i]
         if _STAGE.match(line):
             module = None
         if m := _CMD.match(line):
-            module = m.group(1)
+            module, per_method = m.group(1), METHOD in m.group(2)
         m = _DEPS.match(line)
         out.append(line)
         i += 1
@@ -130,7 +134,7 @@ def rewrite(text: str) -> str:
             block.append(lines[i])
             i += 1
         data = [b for b in block if not b[len(item) :].split("#")[0].strip().endswith(".py")]
-        out += data + [f"{item}{f}\n" for f in code_deps(module)]
+        out += data + [f"{item}{f}\n" for f in code_deps(module, per_method)]
     return "".join(out)
 
 

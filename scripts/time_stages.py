@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from frad.methods import METHODS  # noqa: E402
 from pipeline.common import score_path  # noqa: E402
 from pipeline.workspace import make_workspace  # noqa: E402
 
@@ -37,7 +38,7 @@ DEFAULTS = {
     "data.synthetic": {"seed": 0, "n_train": 209, "n_test_good": 20, "n_test_defect": 21, "size": 256},
     "backbone.weights": "random",
 }
-BASELINES = ("padim", "patchcore", "rd")  # pipeline.padim|patchcore|rd <category> <seed>
+BASELINES = tuple(METHODS)  # python -m pipeline.compare <method> <category> <seed>
 PHASES = ("fit_s", "bank_s", "coreset_s", "s_per_epoch", "score_s")  # timings a baseline records in its info
 
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         ("features", [category]),
         ("train", [category, args.variant, "0"]),
         ("score", [category, args.variant, "0"]),
-        *((method, [category, "0"]) for method in args.baselines),
+        *(("compare", [method, category, "0"]) for method in args.baselines),
         *(("choice", [category, name, "0"]) for name in args.choices),
     ]
     rows = []

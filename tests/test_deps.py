@@ -26,20 +26,22 @@ def dvc_stages(tmp_path_factory):
 
 
 def test_every_stage_depends_on_exactly_the_code_it_runs(dvc_stages):
-    """Exact for every stage; a comparison method's item may also depend on the shared files another method runs
-    (one `baseline` family: its deps are one list, with the method's own files as ${item.method} entries)."""
-    from pipeline.params import BASELINES
+    """Exact for every stage. A comparison method's item (`python -m pipeline.compare <method> …`) also runs
+    frad/<method>.py, which the registry imports by name; it may depend on the shared files another method runs
+    (one `compare` family: its deps are one list, the method's own file a ${item.method} entry)."""
+    from frad.methods import METHODS
 
-    shared = set().union(*(closure(f"pipeline.{m}") for m in BASELINES)) - {
-        f"{d}/{m}.py" for d in ("frad", "pipeline") for m in BASELINES
-    }
+    shared = set().union(*(closure(f"frad.{m}") for m in METHODS)) - {f"frad/{m}.py" for m in METHODS}
     problems = []
     for name, cmd, deps in dvc_stages:
         words = cmd.split()
         assert words[:2] == ["python", "-m"], f"stage {name}: command {cmd!r} is not `python -m <module> …`"
-        needed = closure(words[2])
+        needed = set(closure(words[2]))
+        allowed = needed
+        if words[2] == "pipeline.compare":
+            needed |= closure(f"frad.{words[3]}")
+            allowed = needed | shared
         code = {d for d in deps if d.endswith(".py")}
-        allowed = needed | shared if name.split(":")[-1].startswith("baseline@") else needed
         problems += [f"stage {name} runs {f} but does not depend on it" for f in sorted(needed - code)]
         problems += [f"stage {name} depends on {f} but never runs it" for f in sorted(code - allowed)]
     assert not problems, "\n".join(dict.fromkeys(problems))
@@ -70,5 +72,7 @@ def test_committed_dvc_yaml_holds_the_generated_code_deps():
     text = (deps.PROJECT / "dvc.yaml").read_text()
     assert deps.rewrite(text) == text, "run `python -m pipeline.deps`"
     assert deps.rewrite(deps.rewrite(text)) == deps.rewrite(text)
-    assert "frad/train.py" not in deps.code_deps("pipeline.${item.method}")
-    assert {"frad/${item.method}.py", "pipeline/${item.method}.py"} <= set(deps.code_deps("pipeline.${item.method}"))
+    compare = set(deps.code_deps("pipeline.compare", per_method=True))
+    assert "frad/train.py" not in compare and "frad/model.py" not in compare
+    assert {"frad/${item.method}.py", "pipeline/compare.py", "frad/harness.py"} <= compare
+    assert not {f"frad/{m}.py" for m in ("padim", "patchcore", "rd")} & compare

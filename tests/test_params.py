@@ -204,7 +204,14 @@ TYPES = {
         "unknown method 'patchcor'",
         "did you mean patchcore?",
     ),
-    "coreset_0": (changed(baselines__patchcore__coreset=0), "baselines.patchcore.coreset must be > 0.0"),
+    "coreset_0": (changed(baselines__patchcore__coreset=0), "baselines.patchcore.coreset must be in (0, 1], got 0"),
+    "bool_for_method_int": (changed(baselines__padim__d=True), "baselines.padim.d must be an integer, got True"),
+    "method_betas_short": (changed(baselines__rd__betas=[0.5]), "baselines.rd.betas must be a list of 2 values"),
+    "method_range_from_its_config": (
+        changed(baselines__rd__student_output="tanh"),
+        "baselines.rd.student_output must be 'relu' or 'linear', got 'tanh'",
+    ),
+    "method_unknown_key": (changed(baselines__padim__k=3), "unknown key baselines.padim.k"),
     "padim_without_layer_1": (
         changed(features__cache_layers=[2, 3], ablation__layers=[], baselines__methods=["padim"]),
         "padim needs backbone layers [1, 2, 3]",
@@ -425,3 +432,22 @@ def test_batch_size_larger_than_train_set_trains(tmp_path, monkeypatch, one_torc
     assert payload["train_config"]["batch_size"] == 1000
     assert [h["epoch"] for h in payload["history"]] == [1, 2]
     assert all(math.isfinite(h["loss"]) for h in payload["history"])
+
+
+def test_each_comparison_method_s_params_are_its_config_fields():
+    """The registry is the schema: baselines.<name> has exactly the method config's fields (seed, layers and device
+    are set by the harness), and the loaded params build that config."""
+    import dataclasses
+
+    from frad.methods import METHODS, RUNTIME_FIELDS
+
+    raw = changed()
+    params = validate_params(raw)
+    for name, method in METHODS.items():
+        fields = {f.name for f in dataclasses.fields(method.config_class)} - set(RUNTIME_FIELDS)
+        assert set(raw["baselines"][name]) == fields == set(method.keys)
+        config = params.baselines.config(name, seed=3)
+        assert isinstance(config, method.config_class) and config.seed == 3
+        assert {k: getattr(config, k) for k in fields} == {
+            k: tuple(v) if isinstance(v, list) else v for k, v in raw["baselines"][name].items()
+        }

@@ -24,7 +24,7 @@ ALL_TRAIN = {
 ALL_SCORE = {
     "score": ["full", "baseline", "gfe", "shuffle"],
     "score_layers": ["L3"],
-    "baseline": ["padim", "patchcore", "rd"],
+    "compare": ["padim", "patchcore", "rd"],
 }
 
 
@@ -109,8 +109,8 @@ def test_exp_run_and_exp_show(ws):
 
 def test_one_baselines_params_rerun_only_that_method(ws):
     set_params(ws, **{"baselines.patchcore.coreset": 0.25})
-    assert status(ws) == stages([], CATS, {"baseline": ["patchcore"]})
-    assert repro(ws) == stages(REPORTS, CATS, {"baseline": ["patchcore"]})
+    assert status(ws) == stages([], CATS, {"compare": ["patchcore"]})
+    assert repro(ws) == stages(REPORTS, CATS, {"compare": ["patchcore"]})
 
 
 def test_adding_a_seed_runs_only_that_seed(ws):
@@ -147,11 +147,11 @@ def test_frad_code_leaves_the_baselines_up_to_date_and_a_method_file_only_its_it
             fh.write("\n# changed\n")
     changed = status(ws)
     assert stages([], CATS, ALL_TRAIN) <= changed
-    assert not {s for s in changed if s.startswith("baseline@")}
+    assert not {s for s in changed if s.startswith("compare@")}
     repro(ws)
     with (ws / "frad" / "padim.py").open("a") as fh:
         fh.write("\n# changed\n")
-    assert status(ws) == {"baseline@tile-padim-0"}  # the reports rerun once its new scores differ
+    assert status(ws) == {"compare@tile-padim-0"}  # the reports rerun once its new scores differ
 
 
 def test_category_without_masks_runs_end_to_end_with_pixel_metrics_na(tmp_path):
@@ -167,7 +167,7 @@ def test_category_without_masks_runs_end_to_end_with_pixel_metrics_na(tmp_path):
         tmp_path / "ws", {**TINY, "data.source": "folder", "data.root": str(root), "ablation.layers": []}
     )
     ran = repro(ws)
-    assert {"report", "features@tile", "score@tile-full-0", "baseline@tile-rd-0"} <= ran
+    assert {"report", "features@tile", "score@tile-full-0", "compare@tile-rd-0"} <= ran
     assert status(ws) == set()
     for method in ("full", "padim", "patchcore", "rd"):
         score = json.loads((ws / "data" / "scores" / "tile" / method / "seed0.json").read_text())

@@ -49,9 +49,9 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
         "features bottle",
         "train bottle full 0",
         "score bottle full 0",
-        "padim bottle 0",
-        "patchcore bottle 0",
-        "rd bottle 0",
+        "compare padim bottle 0",
+        "compare patchcore bottle 0",
+        "compare rd bottle 0",
         "choice bottle defaults 0",
     ]
     assert all(float(r[1]) > 0 and r[2].strip() == "0" for r in table)

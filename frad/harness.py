@@ -20,7 +20,7 @@ from .errors import ConfigError, DataError
 
 
 @dataclass
-class BaselineResult:
+class MethodResult:
     maps: torch.Tensor  # (N, S, S) float32 CPU, after upsampling + σ blur
     image_scores: np.ndarray  # (N,)
     info: dict = field(default_factory=dict)  # timings, memory-bank size, loss history, ...
@@ -33,7 +33,7 @@ def as_device(device: torch.device | str) -> torch.device:
 
 def clock(device: torch.device) -> float:
     """``time.perf_counter()`` once the device's queued work is done (CUDA kernels run asynchronously), so a phase
-    timing in ``BaselineResult.info`` holds its own work."""
+    timing in ``MethodResult.info`` holds its own work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()

@@ -1,0 +1,78 @@
+"""The registry of comparison methods (Tables 1–2): every method FRAD is compared with in the same harness.
+
+A method is one file ``frad/<name>.py`` that defines
+
+* a frozen dataclass config whose fields are the method's settings — each field but ``seed``, ``layers`` and
+  ``device`` is a params key ``baselines.<name>.<field>`` (its type hint is the type params.yaml must give;
+  ``__post_init__`` checks the ranges and raises :class:`frad.errors.ConfigError` naming the key); the default of
+  ``layers`` is the backbone layers the method reads from the feature cache;
+* ``fit_and_score(train, test, config, *, image_size, sigma, batch_size, device) -> frad.harness.MethodResult``;
+* optionally ``check_backbone(config, backbone, channels)``: a rule between its settings and the backbone (its
+  name and channels per layer ``{layer: C_l}``), checked when params.yaml is loaded;
+
+plus one line in :data:`METHODS`. Params validation, the ``baseline`` stage family, the report's columns and
+labels, its plots and the method tests all loop over this table. It imports no method module: a stage that only
+needs the names and labels (the report) does not depend on the methods' code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Mapping
+
+RUNTIME_FIELDS = ("seed", "layers", "device")
+"""Config fields the harness sets (the stage's seed, the method's layers, ``train.device``), not params keys."""
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # params key baselines.<name>, the stage item, data/scores/<category>/<name>/
+    label: str  # column and plot label
+    config: str  # name of the config dataclass in frad/<name>.py
+    paper: str  # the method's own paper (cited in the report)
+
+    @property
+    def module(self) -> ModuleType:
+        return importlib.import_module(f"frad.{self.name}")
+
+    @property
+    def config_class(self) -> type:
+        return getattr(self.module, self.config)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The params keys of ``baselines.<name>``, in the config's field order."""
+        return tuple(f.name for f in dataclasses.fields(self.config_class) if f.name not in RUNTIME_FIELDS)
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        """Backbone layers the method reads from the feature cache (the default of its config's ``layers``)."""
+        return tuple(next(f.default for f in dataclasses.fields(self.config_class) if f.name == "layers"))
+
+    def make_config(self, settings: Mapping[str, Any], seed: int = 0, device: str = "cpu") -> Any:
+        """The config from the ``baselines.<name>`` settings and the harness's seed (and device, if it has one)."""
+        extra: dict[str, Any] = {"seed": seed}
+        if "device" in {f.name for f in dataclasses.fields(self.config_class)}:
+            extra["device"] = device
+        return self.config_class(**settings, **extra)
+
+    def check_backbone(self, config: Any, backbone: str, channels: Mapping[int, int]) -> None:
+        check = getattr(self.module, "check_backbone", None)
+        if check is not None:
+            check(config, backbone, channels)
+
+    def fit_and_score(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module.fit_and_score(*args, **kwargs)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("padim", "PaDiM", "PadimConfig", "Defard et al., ICPR workshops 2021"),
+        Method("patchcore", "PatchCore", "PatchcoreConfig", "Roth et al., CVPR 2022"),
+        Method("rd", "RD", "RDConfig", "Deng & Li, CVPR 2022"),
+    )
+}
