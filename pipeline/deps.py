@@ -2,10 +2,11 @@
 the ``.py`` entries of every stage's ``deps:`` list (data deps, comments, anchors and everything else untouched);
 ``--check`` exits 1 when dvc.yaml differs from what it would write (tests/test_deps.py runs it).
 
-The code a stage runs is the import closure of its command's module (``python -m pipeline.<x>``): every project
-import it can execute, at module level or inside functions, except under ``TYPE_CHECKING``. For the ``baseline``
-family (``pipeline.${item.method}``) the closure of each registered method is taken; the files named after the
-method become ``${item.method}`` entries, so each method's items depend on its own files only.
+The code a stage runs is the import closure of its command's module (``python -m pipeline.<x>``; for a package,
+its ``__init__.py`` and ``__main__.py``): every project import it can execute, at module level or inside
+functions, except under ``TYPE_CHECKING``. For the ``baseline`` family (``pipeline.${item.method}``) the closure of
+each registered method is taken; the files named after the method become ``${item.method}`` entries, so each
+method's items depend on its own files only.
 """
 
 from __future__ import annotations
@@ -75,11 +76,22 @@ def _empty(path: Path) -> bool:
     return all(isinstance(n, (ast.Expr, ast.Assign)) for n in ast.parse(path.read_text()).body)
 
 
+def _entry(module: str) -> list[str]:
+    """``python -m <package>`` imports the package, then runs its ``__main__`` module."""
+    path = _module_file(module)
+    return (
+        [f"{module}.__main__"]
+        if path and path.name == "__init__.py" and (path.parent / "__main__.py").is_file()
+        else []
+    )
+
+
 @functools.cache
 def closure(module: str) -> frozenset[str]:
-    """Project files (paths relative to the project) that running ``module`` can import, itself included."""
+    """Project files (paths relative to the project) that running ``module`` can import, itself included (for a
+    package: its ``__init__.py`` and ``__main__.py``)."""
     seen: set[str] = set()
-    todo = [module]
+    todo = [module, *_entry(module)]
     while todo:
         name = todo.pop()
         path = _module_file(name)
