@@ -31,8 +31,8 @@ from .report import (
     NOISE,
     Score,
     Stat,
-    _table,
     load_score,
+    markdown_table,
     shown,
     stat,
     within_noise,
@@ -146,7 +146,7 @@ def render(study: dict, baselines: dict, p: Params, seconds: float | None = None
         for m, scores in baselines[c].items():
             cells = [_cell(stat({c: scores}, [c], k), None) for k in METRICS]
             rows.append([f"{METHOD_LABELS.get(m, m)} (same harness)", DASH, *cells])
-        lines += [f"## {c}", "", _table(headers, rows, n_checks=1), ""]
+        lines += [f"## {c}", "", markdown_table(headers, rows, n_checks=1), ""]
     lines += ["## Defaults and their evidence", ""]
     for v, change in p.choices.variants.items():
         if change is not None:

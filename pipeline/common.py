@@ -84,7 +84,8 @@ def stage_main(fn: Callable[[list[str]], None]) -> Callable[[], None]:
         try:
             fn(sys.argv[1:])
             spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # run as python -m pipeline.<stage>
-            name = " ".join([(spec.name if spec else fn.__module__).rsplit(".", 1)[-1], *sys.argv[1:]])
+            module = (spec.name if spec else fn.__module__).removesuffix(".__main__")  # a package stage's __main__
+            name = " ".join([module.rsplit(".", 1)[-1], *sys.argv[1:]])
             extra = f" (+{startup:.1f} s start-up)" if startup is not None else ""
             logging.getLogger("frad.stage").info("%s: done in %.1f s%s", name, time.perf_counter() - t0, extra)
         except FradError as err:

@@ -2,13 +2,13 @@
 the ``.py`` entries of every stage's ``deps:`` list (data deps, comments, anchors and everything else untouched);
 ``--check`` exits 1 when dvc.yaml differs from what it would write (tests/test_deps.py runs it).
 
-The code a stage runs is the import closure of its command's module (``python -m pipeline.<x>``): every project
-import it can execute, at module level or inside functions, except under ``TYPE_CHECKING``. A command with a
-``${item.method}`` argument (the ``compare`` family) runs the comparison method ``frad/<method>.py``, which the
-registry (frad.methods) imports by name: the closure of each registered method is added, and the files named after
-the method become ``${item.method}`` entries, so each method's items depend on its own files only. (Params
-validation reads every method's config class by name too; that decides whether params.yaml loads, never a stage's
-outputs, so it is no code dep.)
+The code a stage runs is the import closure of its command's module (``python -m pipeline.<x>``; for a package,
+its ``__init__.py`` and ``__main__.py``): every project import it can execute, at module level or inside
+functions, except under ``TYPE_CHECKING``. A command with a ``${item.method}`` argument (the ``compare`` family)
+runs the comparison method ``frad/<method>.py``, which the registry (frad.methods) imports by name: the closure of
+each registered method is added, and the method's own file becomes a ``${item.method}`` entry, so each method's
+items depend on its own file only. (Params validation reads every method's config class by name too; that decides
+whether params.yaml loads, never a stage's outputs, so it is no code dep.)
 """
 
 from __future__ import annotations
@@ -79,11 +79,22 @@ def _empty(path: Path) -> bool:
     return all(isinstance(n, (ast.Expr, ast.Assign)) for n in ast.parse(path.read_text()).body)
 
 
+def _entry(module: str) -> list[str]:
+    """``python -m <package>`` imports the package, then runs its ``__main__`` module."""
+    path = _module_file(module)
+    return (
+        [f"{module}.__main__"]
+        if path and path.name == "__init__.py" and (path.parent / "__main__.py").is_file()
+        else []
+    )
+
+
 @functools.cache
 def closure(module: str) -> frozenset[str]:
-    """Project files (paths relative to the project) that running ``module`` can import, itself included."""
+    """Project files (paths relative to the project) that running ``module`` can import, itself included (for a
+    package: its ``__init__.py`` and ``__main__.py``)."""
     seen: set[str] = set()
-    todo = [module]
+    todo = [module, *_entry(module)]
     while todo:
         name = todo.pop()
         path = _module_file(name)

@@ -155,7 +155,7 @@ def test_dvc_plots_draw_one_plot_per_category_and_curve_with_one_line_per_method
                 path = ws / "reports/plots" / name / f"{category}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(plot_rows(by_method, name)))
-        intervals = [  # as pipeline.report_stats.plot_files writes them
+        intervals = [  # as pipeline.report.uncertainty.plot_files writes them
             {"method": m, "category": c, "value": v, "ci_low": v - 1.0, "ci_high": min(v + 1.0, 100.0)}
             for c in ("bottle", "tile")
             for m, v in (("full", float(rng.uniform(90, 99))), ("padim", float(rng.uniform(90, 99))))

@@ -51,17 +51,27 @@ def test_the_closure_follows_imports_inside_functions_and_skips_type_checking():
     files = closure("pipeline.train")
     assert {"pipeline/train.py", "pipeline/params.py", "frad/train.py", "frad/io.py", "frad/cache.py"} <= files
     assert "frad/backbone.py" not in files  # imported by frad/cache.py only for type checking
-    assert "pipeline/report.py" not in closure("pipeline.score")
+    assert not any(f.startswith("pipeline/report/") for f in closure("pipeline.score"))
+
+
+def test_a_package_stage_runs_its_init_and_main():
+    """`python -m pipeline.report` imports the package (__init__.py) and runs its __main__.py: both are deps, with
+    the package modules they import; a module importing the package does not run its __main__.py."""
+    files = closure("pipeline.report")
+    assert {"pipeline/report/__init__.py", "pipeline/report/__main__.py", "pipeline/report/tables.py"} <= files
+    assert "pipeline/report/__init__.py" in closure("pipeline.choices_report")
+    assert "pipeline/report/__main__.py" not in closure("pipeline.choices_report")
 
 
 def test_every_stage_module_is_a_stage(dvc_stages):
     """Each pipeline module with a main() is run by some stage (or is the demo or the parallel runner)."""
     run = {cmd.split()[2] for _, cmd, _ in dvc_stages}
     stage_like = {
-        f"pipeline.{p.stem}"
-        for p in (PROJECT / "pipeline").glob("*.py")
+        f"pipeline.{p.stem if p.stem != '__main__' else p.parent.name}"
+        for p in [*(PROJECT / "pipeline").glob("*.py"), *(PROJECT / "pipeline").glob("*/__main__.py")]
         if "def main(" in p.read_text() or "main = stage_main" in p.read_text()
     }
+    assert "pipeline.report" in stage_like  # a package stage: its __main__.py
     assert stage_like - run <= {"pipeline.demo", "pipeline.deps", "pipeline.run"}
 
 

@@ -134,7 +134,7 @@ def test_code_changes_rerun_exactly_their_stages(ws):
     assert consumers <= changed
     assert not changed & {"download", "prepare@tile", "report"}
     repro(ws)
-    with (ws / "pipeline" / "report.py").open("a") as fh:
+    with (ws / "pipeline" / "report" / "tables.py").open("a") as fh:
         fh.write("\n# changed\n")
     assert status(ws) == {"report", "choices_report"}  # the study's report reuses the report's table code
 

@@ -1,6 +1,7 @@
-"""Tests for the report's test-set intervals (pipeline.report_stats): section, paired marks, best line, paper mark,
-metrics.json fields, a category without masks, stale and missing summaries. Score items are small synthetic test
-sets written as the score stages write them (metrics from frad.metrics, summaries from frad.bootstrap)."""
+"""Tests for the report's test-set intervals (pipeline.report.intervals and .uncertainty): section, paired marks,
+best line, paper mark, metrics.json fields, a category without masks, stale and missing summaries. Score items are
+small synthetic test sets written as the score stages write them (metrics from frad.metrics, summaries from
+frad.bootstrap)."""
 
 from __future__ import annotations
 

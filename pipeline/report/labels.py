@@ -1,0 +1,24 @@
+"""What the report calls things: the metrics and their labels, the methods' labels, the rows of Table 3, and the
+marks of special cells. The one place these names are defined; every table, section and the study's report
+(``pipeline.choices_report``) look them up here."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from .. import paper
+
+METRICS: tuple[str, ...] = paper.METRICS
+METRIC_LABELS: Mapping[str, str] = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "pro": "PRO"}
+METHOD_LABELS: Mapping[str, str] = {"full": "FRAD", "padim": "PaDiM", "patchcore": "PatchCore", "rd": "RD"}
+TABLE3_ROWS: tuple[tuple[str, str], ...] = (
+    ("baseline", "baseline"),
+    ("gfe", "GFE only"),
+    ("shuffle", "shuffle only"),
+    ("full", "full"),
+)
+
+CHECK = "✓"
+DASH = "—"
+NA = "n/a"
+NOISE = "≈"
