@@ -13,41 +13,13 @@ from typing import Callable, Mapping
 import torch
 from tqdm.auto import tqdm
 
-from .device import check_device, resolve_device
-from .errors import ConfigError, TrainingError
+from .config import ModelConfig, TrainConfig
+from .device import resolve_device
+from .errors import TrainingError
 from .features import cosine_distance, fuse_features
-from .model import ModelConfig, ReconstructionNet
+from .model import ReconstructionNet
 from .optim import Adam, epoch_mean
 from .recombine import check_grid, draw_permutations, recombine
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 16
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.5, 0.999)
-    ssl: bool = True  # feature recombination loss on/off (Table 3)
-    ssl_lambda: float = 0.1  # λ of eq. 11
-    ssl_grid: int = 4  # K of §1.2
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        if self.epochs < 1:
-            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"train.lr must be a positive number, got {self.lr}")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ConfigError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
-        if not (self.ssl_lambda >= 0 and math.isfinite(self.ssl_lambda)):
-            raise ConfigError(f"ssl.lambda must be >= 0, got {self.ssl_lambda}")
-        if self.ssl_grid < 1:
-            raise ConfigError(f"ssl.grid must be >= 1, got {self.ssl_grid}")
-        check_device(self.device)
 
 
 @torch.no_grad()

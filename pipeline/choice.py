@@ -33,9 +33,7 @@ def run(params: Params, category: str, name: str, seed: int) -> dict:
     from frad.score import anomaly_maps
     from frad.train import train_model
 
-    from .train import configs
-
-    v, model_config, train_config = configs(p, "full", seed)
+    v, model_config, train_config = p.configs("full", seed)
     cache = FeatureCache(FEATURES / category)
     train_maps, test_maps = cache.layers("train", v.layers), cache.layers("test", v.layers)
     labels, masks = cache.test_labels(), cache.test_masks()

@@ -10,6 +10,7 @@ from typing import Any, Mapping, get_type_hints
 
 import yaml
 
+from frad.config import ModelConfig, TrainConfig
 from frad.errors import ConfigError
 from frad.layers import BACKBONE_CHANNELS
 from frad.methods import METHODS
@@ -200,6 +201,34 @@ class Params:
             return Variant(name, layers_of(name), self.model.gfe, self.ssl.enabled)
         raise ConfigError(f"unknown variant {name!r}: use full, {', '.join(MODULE_VARIANTS)} or L<layers> such as L123")
 
+    def configs(self, variant_name: str, seed: int = 0) -> tuple[Variant, ModelConfig, TrainConfig]:
+        """Model and training configs of a variant, built only from the params keys that variant uses
+        (the DVC stage lists exactly those), so e.g. λ never enters a model trained without the shuffle loss."""
+        v = self.variant(variant_name)
+        m, s, t = self.model, self.ssl, self.train
+        model_config = ModelConfig(
+            in_channels=self.features.channels,
+            widths=m.widths,
+            gfe=v.gfe,
+            gfe_grid=m.grid if v.gfe else 1,
+            gfe_modules=m.gfe_modules if v.gfe else (1, 2, 3),
+            skips=m.skips,
+            strides=m.strides,
+            input_norm=m.input_norm,
+        )
+        train_config = TrainConfig(
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            lr=t.lr,
+            betas=t.betas,
+            ssl=v.ssl,
+            ssl_lambda=s.lambda_ if v.ssl else 0.0,
+            ssl_grid=s.grid if v.ssl else 1,
+            seed=seed,
+            device=t.device,
+        )
+        return v, model_config, train_config
+
     @property
     def layer_variants(self) -> tuple[str, ...]:
         """Table 4 variants that are trained: ablation.layers without the main layer set (that row is ``full``)."""
@@ -233,6 +262,8 @@ def _build(cls: type, values: dict) -> Any:
 
 
 def _cross_checks(p: Params) -> None:
+    for variant in p.frad_variants:
+        p.configs(variant)  # the network's and training's own rules (frad.config), for every model trained
     d = p.data
     if d.image_size % 16:
         raise ConfigError(f"data.image_size={d.image_size} must be a multiple of 16 (the backbone's layer-3 stride)")
@@ -269,12 +300,6 @@ def _cross_checks(p: Params) -> None:
         raise ConfigError(
             f"score.top_k={p.score.top_k} exceeds the {d.image_size}x{d.image_size} pixels of an anomaly map; lower it"
         )
-    k2 = p.model.grid**2
-    bad = [w for w in p.model.widths if w % k2]
-    if bad:
-        raise ConfigError(
-            f"model.widths {list(p.model.widths)} must be multiples of K*K={k2} (model.grid={p.model.grid}, eq. 6)"
-        )
     for name in METHODS:
         config = p.baselines.config(name)  # the config's own range checks, for every method's settings
         if name not in p.baselines.methods:
@@ -300,11 +325,14 @@ def _check_choices(p: Params) -> None:
         )
     main_only = replace(p.ablation, layers=())  # the study trains the main layer set only
     for name, change in p.choices.variants.items():
-        if change is None or not p.choices.enabled:  # an entry that fits no model matters only when it trains
+        if change is None:
             continue
         q = replace(p.with_choice(name), ablation=main_only, baselines=replace(p.baselines, methods=()))
         try:
-            _cross_checks(q)
+            if p.choices.enabled:
+                _cross_checks(q)
+            else:  # an entry that fits no feature map matters only when it trains; its value must still be valid
+                q.configs("full")
         except ConfigError as err:
             raise ConfigError(f"choices.variants.{name} ({change[0]}={change[1]!r}): {err}") from None
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Any, Callable, Sequence, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Mapping, Sequence, get_args, get_origin, get_type_hints
 
 import yaml
 
+from frad.config import ModelConfig, TrainConfig
 from frad.errors import ConfigError
 from frad.layers import BACKBONE_CHANNELS, check_layers
 from frad.methods import METHODS
@@ -128,27 +129,6 @@ def _layers(key: str, v: Any) -> list[int]:
     return list(check_layers(v, key))
 
 
-def _widths(key: str, v: Any) -> list[int]:
-    if not isinstance(v, list) or len(v) != 3:
-        raise ConfigError(f"{key} must be a list of 3 integers, got {v!r}")
-    return [_int(4)(f"{key}[{i}]", w) for i, w in enumerate(v)]
-
-
-def _betas(key: str, v: Any) -> list[float]:
-    if not isinstance(v, list) or len(v) != 2:
-        raise ConfigError(f"{key} must be a list of 2 numbers in [0, 1), got {v!r}")
-    out = [_float(0.0)(f"{key}[{i}]", b) for i, b in enumerate(v)]
-    if any(b >= 1 for b in out):
-        raise ConfigError(f"{key} must be 2 numbers in [0, 1), got {v!r}")
-    return out
-
-
-def _device(key: str, v: Any) -> str:
-    if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
-        raise ConfigError(f"{key} must be auto, cpu, cuda or cuda:N, got {v!r}")
-    return v
-
-
 def _layer_variants(key: str, v: Any) -> list[str]:
     _names(allow_empty=True)(key, v)
     for name in v:
@@ -157,24 +137,6 @@ def _layer_variants(key: str, v: Any) -> list[str]:
                 f"{key}: {name!r} is not a layer set; write L followed by layer digits drawn from 1, 2, 3, e.g. L1 or L123"
             )
         layers_of(name)
-    return v
-
-
-def _modules(allow_empty: bool) -> Callable[[str, Any], Any]:
-    """A set of encoder modules drawn from 1, 2, 3 (frad.model.ModelConfig checks it again)."""
-
-    def check(key: str, v: Any) -> list[int]:
-        ok = isinstance(v, list) and (v or allow_empty) and len(set(map(str, v))) == len(v)
-        if not ok or any(isinstance(i, bool) or i not in (1, 2, 3) for i in v):
-            raise ConfigError(f"{key} must be a list of distinct encoder modules among 1, 2, 3, got {v!r}")
-        return sorted(v)
-
-    return check
-
-
-def _strides(key: str, v: Any) -> list[int]:
-    if not isinstance(v, list) or len(v) != 3 or any(isinstance(i, bool) or i not in (1, 2) for i in v):
-        raise ConfigError(f"{key} must be three values, each 1 or 2 (stride of each encoder module), got {v!r}")
     return v
 
 
@@ -220,10 +182,10 @@ def _typed(hint: Any) -> Callable[[str, Any], Any]:
         items = [a for a in get_args(hint) if a is not Ellipsis]
         n = None if Ellipsis in get_args(hint) else len(items)
 
-        def check(key: str, v: Any) -> tuple:
+        def check(key: str, v: Any) -> list:
             if not isinstance(v, list) or (n is not None and len(v) != n):
                 raise ConfigError(f"{key} must be a list of {n or 'some'} values, got {v!r}")
-            return tuple(_typed(items[min(i, len(items) - 1)])(f"{key}[{i}]", x) for i, x in enumerate(v))
+            return [_typed(items[min(i, len(items) - 1)])(f"{key}[{i}]", x) for i, x in enumerate(v)]
 
         return check
     raise TypeError(f"no params type for the config field type {hint!r}")
@@ -234,6 +196,23 @@ def _method_schema(name: str) -> dict[str, Callable[[str, Any], Any]]:
     cls = METHODS[name].config_class
     hints = get_type_hints(cls)
     return {key: _typed(hints[key]) for key in METHODS[name].keys}
+
+
+def _config_schema(cls: type, keys: Mapping[str, str]) -> dict[str, Callable[[str, Any], Any]]:
+    """Params keys typed by the fields of a library config (``{params key: config field}``); the config's own
+    ``__post_init__`` checks their ranges when params are loaded (``pipeline.params``)."""
+    hints = get_type_hints(cls)
+    return {key: _typed(hints[name]) for key, name in keys.items()}
+
+
+MODEL_FIELDS = {"gfe": "gfe", "grid": "gfe_grid"} | {
+    k: k for k in ("widths", "gfe_modules", "skips", "strides", "input_norm")
+}
+"""model.<key> -> frad.config.ModelConfig field (features.channels is its ``in_channels``)."""
+SSL_FIELDS = {"enabled": "ssl", "lambda": "ssl_lambda", "grid": "ssl_grid"}
+"""ssl.<key> -> frad.config.TrainConfig field."""
+TRAIN_FIELDS = {k: k for k in ("epochs", "batch_size", "lr", "betas", "device")}
+"""train.<key> -> frad.config.TrainConfig field (train.seeds: one training per seed, the field ``seed``)."""
 
 
 def _leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -298,24 +277,9 @@ SCHEMA: dict[str, Any] = {
         "channels_last": _bool,
     },
     "features": {"layers": _layers, "channels": _int(1), "cache_layers": _layers, "batch_size": _int(1)},
-    "model": {
-        "gfe": _bool,
-        "grid": _int(1),
-        "widths": _widths,
-        "gfe_modules": _modules(allow_empty=False),
-        "skips": _modules(allow_empty=True),
-        "strides": _strides,
-        "input_norm": _choice("none", "channel"),
-    },
-    "ssl": {"enabled": _bool, "lambda": _float(0.0), "grid": _int(1)},
-    "train": {
-        "epochs": _int(1),
-        "batch_size": _int(1),
-        "lr": _float(0.0, lo_open=True),
-        "betas": _betas,
-        "seeds": _seeds,
-        "device": _device,
-    },
+    "model": _config_schema(ModelConfig, MODEL_FIELDS),
+    "ssl": _config_schema(TrainConfig, SSL_FIELDS),
+    "train": {**_config_schema(TrainConfig, TRAIN_FIELDS), "seeds": _seeds},
     "score": {
         "sigma": _float(0.0),
         "pro_limit": _float(0.0, 1.0, lo_open=True),

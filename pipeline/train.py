@@ -7,46 +7,16 @@ import json
 import logging
 
 from frad.cache import FeatureCache
-from frad.model import ModelConfig
-from frad.train import TrainConfig, save_model, train_model
+from frad.train import save_model, train_model
 
 from .common import FEATURES, model_path, seed_arg, stage_main, usage
-from .params import Params, Variant, load_params
+from .params import Params, load_params
 
 log = logging.getLogger("frad.train")
 
 
-def configs(params: Params, variant_name: str, seed: int) -> tuple[Variant, ModelConfig, TrainConfig]:
-    """Model and training configs of a variant, built only from the params keys that variant uses
-    (the DVC stage lists exactly those), so e.g. λ never enters a model trained without the shuffle loss."""
-    v = params.variant(variant_name)
-    m, s, t = params.model, params.ssl, params.train
-    model_config = ModelConfig(
-        in_channels=params.features.channels,
-        widths=m.widths,
-        gfe=v.gfe,
-        gfe_grid=m.grid if v.gfe else 1,
-        gfe_modules=m.gfe_modules if v.gfe else (1, 2, 3),
-        skips=m.skips,
-        strides=m.strides,
-        input_norm=m.input_norm,
-    )
-    train_config = TrainConfig(
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        betas=t.betas,
-        ssl=v.ssl,
-        ssl_lambda=s.lambda_ if v.ssl else 0.0,
-        ssl_grid=s.grid if v.ssl else 1,
-        seed=seed,
-        device=t.device,
-    )
-    return v, model_config, train_config
-
-
 def run(params: Params, category: str, variant_name: str, seed: int) -> None:
-    v, model_config, train_config = configs(params, variant_name, seed)
+    v, model_config, train_config = params.configs(variant_name, seed)
     maps = FeatureCache(FEATURES / category).layers("train", v.layers)
     log.info(
         "train %s/%s seed %d: layers %s, GFE %s, shuffle %s, %d images",

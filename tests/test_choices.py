@@ -84,7 +84,7 @@ def test_gfe_sits_only_after_the_chosen_encoder_modules(at):
 
 def test_gfe_width_check_covers_only_modules_with_gfe():
     ModelConfig(in_channels=32, widths=(6, 6, 16), gfe_grid=2)  # GFE after module 3 only: 6 need not divide by K² = 4
-    with pytest.raises(ConfigError, match="model.gfe_grid"):
+    with pytest.raises(ConfigError, match="model.grid"):
         ModelConfig(in_channels=32, widths=(6, 6, 16), gfe_grid=2, gfe_modules=(1, 2, 3))
 
 

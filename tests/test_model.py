@@ -131,7 +131,7 @@ def test_network_has_three_modules_of_three_bottlenecks_and_transposed_upsamplin
 
 
 def test_model_config_rejects_bad_grid_and_widths():
-    with pytest.raises(ConfigError, match="model.gfe_grid"):
+    with pytest.raises(ConfigError, match="model.grid"):
         ModelConfig(in_channels=64, widths=(40, 40, 40), gfe=True, gfe_grid=4)
     cfg = ModelConfig(in_channels=64, widths=(32, 32, 32), gfe=True, gfe_grid=4)
     with pytest.raises(ConfigError, match="multiples of 16"):

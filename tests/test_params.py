@@ -122,11 +122,16 @@ def test_layers_outside_1_2_3_are_rejected(case):
 # Defaults: image 256 px, L = {2, 3} -> 32x32 map; ablation L1 -> 64x64, L3 -> 16x16.
 
 GRIDS = {
-    "model.grid=3": (changed(model__grid=3), "model.grid=3 does not fit features.layers", "32x32", "4*K=12"),
+    "model.grid=3": (
+        changed(model__grid=3, model__widths=[288, 288, 288]),
+        "model.grid=3 does not fit features.layers",
+        "32x32",
+        "4*K=12",
+    ),
     "model.grid=16": (changed(model__grid=16), "model.grid=16 does not fit features.layers", "4*K=64"),
     "model.grid=8_vs_L3": (changed(model__grid=8), "model.grid=8 does not fit ablation.layers (L3)", "16x16"),
     "model.grid=0": (changed(model__grid=0), "model.grid must be >= 1, got 0"),
-    "model.widths_not_multiple_of_K2": (changed(model__widths=[100, 256, 256]), "model.widths", "K*K=16"),
+    "model.widths_not_multiple_of_K2": (changed(model__widths=[256, 256, 100]), "model.widths", "K*K=16"),
     "ssl.grid=3": (
         changed(ssl__grid=3),
         "ssl.grid=3 does not divide the 32x32 feature map of features.layers",
@@ -157,8 +162,8 @@ RANGES = {
     "train.epochs=0": (changed(train__epochs=0), "train.epochs must be >= 1, got 0"),
     "train.epochs=-3": (changed(train__epochs=-3), "train.epochs must be >= 1, got -3"),
     "train.batch_size=0": (changed(train__batch_size=0), "train.batch_size must be >= 1, got 0"),
-    "train.lr=0": (changed(train__lr=0), "train.lr must be > 0"),
-    "train.betas=0.5-1.0": (changed(train__betas=[0.5, 1.0]), "train.betas must be 2 numbers in [0, 1)"),
+    "train.lr=0": (changed(train__lr=0), "train.lr must be a positive number, got 0"),
+    "train.betas=0.5-1.0": (changed(train__betas=[0.5, 1.0]), "train.betas must be two numbers in [0, 1)"),
     "score.pro_limit=0": (changed(score__pro_limit=0), "score.pro_limit must be > 0"),
     "score.pro_limit=1.5": (changed(score__pro_limit=1.5), "score.pro_limit must be <= 1.0"),
     "data.image_size=16": (changed(data__image_size=16), "data.image_size must be >= 32"),
@@ -189,9 +194,12 @@ TYPES = {
     "bool_for_int_seed": (changed(train__seeds=[0, False]), "train.seeds[1] must be an integer, got False"),
     "seeds_empty": (changed(train__seeds=[]), "train.seeds must be a non-empty list"),
     "strides_3": (changed(model__strides=[1, 3, 2]), "model.strides must be three values, each 1 or 2"),
-    "skips_4": (changed(model__skips=[1, 4]), "model.skips must be a list of distinct encoder modules"),
-    "gfe_modules_empty": (changed(model__gfe_modules=[]), "model.gfe_modules must be a list of distinct"),
-    "input_norm": (changed(model__input_norm="batch"), "model.input_norm must be one of none, channel"),
+    "skips_4": (changed(model__skips=[1, 4]), "model.skips must be distinct encoder modules among 1, 2, 3, got [1, 4]"),
+    "gfe_modules_empty": (
+        changed(model__gfe_modules=[]),
+        "model.gfe_modules must be distinct encoder modules among 1, 2, 3, got []",
+    ),
+    "input_norm": (changed(model__input_norm="batch"), "model.input_norm must be 'none' or 'channel', got 'batch'"),
     "top_k_0": (changed(score__top_k=0), "score.top_k must be >= 1"),
     "strides_too_deep": (
         changed(model__strides=[2, 2, 2], model__grid=8, model__widths=[64, 64, 64]),
@@ -223,13 +231,13 @@ TYPES = {
     "int_for_bool": (changed(ssl__enabled=1), "ssl.enabled must be true or false, got 1"),
     "str_for_float": (changed(ssl__lambda="0.1"), "ssl.lambda must be a number, got '0.1'"),
     "bool_for_float": (changed(score__sigma=True), "score.sigma must be a number, got True"),
-    "scalar_for_list": (changed(train__betas=0.5), "train.betas must be a list of 2 numbers"),
-    "short_list": (changed(model__widths=[256, 256]), "model.widths must be a list of 3 integers"),
+    "scalar_for_list": (changed(train__betas=0.5), "train.betas must be a list of 2 values, got 0.5"),
+    "short_list": (changed(model__widths=[256, 256]), "model.widths must be a list of 3 values, got [256, 256]"),
     "str_in_int_list": (changed(model__widths=[256, "256", 256]), "model.widths[1] must be an integer, got '256'"),
     "str_for_list_of_names": (changed(data__categories="tile"), "data.categories must be a non-empty list of names"),
     "bad_name": (changed(data__categories=["tile", "../x"]), "data.categories: '../x' is not a valid name"),
     "unknown_choice": (changed(backbone__name="resnet18"), "backbone.name must be one of", "'resnet18'"),
-    "bad_device": (changed(train__device="gpu"), "train.device must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    "bad_device": (changed(train__device="gpu"), "train.device must be 'auto', 'cpu' or 'cuda[:N]', got 'gpu'"),
     "bad_sha256": (changed(data__sha256="abc"), "data.sha256 must be a 64-digit hex SHA-256"),
     "scalar_for_section": (changed(train=5), "train must be a mapping of keys", "epochs"),
 }

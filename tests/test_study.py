@@ -18,7 +18,8 @@ from frad.model import ModelConfig
 from frad.score import anomaly_maps
 from frad.train import TrainConfig, train_model
 from pipeline import choices_report
-from pipeline.params import CHOICE_KEYS, load_params, validate_params
+from pipeline.params import load_params, validate_params
+from pipeline.params_schema import CHOICE_KEYS
 from pipeline.report import Score
 from pipeline.workspace import PROJECT, make_workspace
 
@@ -61,7 +62,10 @@ def test_with_choice_applies_exactly_one_key():
             {"x": {"model": {"strides": [2, 2, 2], "skips": []}}},
             ("choices.variants.x changes model.strides and model.skips; one open choice per entry",),
         ),
-        ({"x": {"model": {"strides": [3, 2, 2]}}}, ("choices.variants.x.model.strides must be three values",)),
+        (
+            {"x": {"model": {"strides": [3, 2, 2]}}},
+            ("choices.variants.x (model.strides=[3, 2, 2]): model.strides must be three values, each 1 or 2",),
+        ),
         ({"x": {"score": {"top_k": 0}}}, ("choices.variants.x.score.top_k must be >= 1",)),
         ({"x": "strides"}, ("choices.variants.x must be a mapping",)),
         ({"../x": {}}, ("'../x' is not a valid entry name",)),
@@ -116,16 +120,18 @@ def test_scoring_after_each_epoch_leaves_training_bitwise_unchanged():
 # --------------------------------------------------------------------------- the stage, study off
 
 
-def test_off_study_item_writes_a_stub_without_importing_torch(tmp_path):
+def test_off_study_item_writes_a_stub_and_trains_nothing(tmp_path):
     make_workspace(tmp_path / "ws", {**TINY, "choices.categories": ["tile"]}, git=False)
     code = (
         "import sys; from pipeline.choice import run; from pipeline.params import load_params;"
-        "print(run(load_params(), 'tile', 'defaults', 0)); print('torch' in sys.modules)"
+        "print(run(load_params(), 'tile', 'defaults', 0)); print(sorted(m for m in sys.modules if m.startswith('frad.')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path / "ws", env=env(), capture_output=True, text=True, check=True
     )
-    assert out.stdout.split("\n")[1] == "False"
+    loaded = set(eval(out.stdout.split("\n")[1]))  # the params model and its schema only: no network, no training
+    assert not loaded & {"frad.model", "frad.train", "frad.score", "frad.cache", "frad.recombine"}, loaded
+    assert not (tmp_path / "ws" / "data" / "models").exists()
     stub = json.loads((tmp_path / "ws/data/scores/tile/choice-defaults/seed0.json").read_text())
     assert stub == {"category": "tile", "method": "defaults", "seed": 0, "enabled": False}
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from frad.methods import METHODS
+
 from .. import paper
 
 METRICS: tuple[str, ...] = paper.METRICS
 METRIC_LABELS: Mapping[str, str] = {"image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "pro": "PRO"}
-METHOD_LABELS: Mapping[str, str] = {"full": "FRAD", "padim": "PaDiM", "patchcore": "PatchCore", "rd": "RD"}
+METHOD_LABELS: Mapping[str, str] = {"full": "FRAD", **{name: m.label for name, m in METHODS.items()}}
+"""FRAD's main model, then every comparison method of the registry (frad.methods)."""
 TABLE3_ROWS: tuple[tuple[str, str], ...] = (
     ("baseline", "baseline"),
     ("gfe", "GFE only"),

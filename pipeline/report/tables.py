@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import paper
 from ..params import Params
 from . import uncertainty
 from .ablation_tables import layer_table, module_table
@@ -25,6 +26,7 @@ def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
     d = p.data
     seeds = p.train.seeds
     baselines = ", ".join(METHOD_LABELS[m] for m in p.baselines.methods)
+    not_in_paper = ", ".join(METHOD_LABELS[m] for m in p.baselines.methods if m not in paper.IN_PAPER)
     lines = [
         HEADER,
         "",
@@ -43,7 +45,12 @@ def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
         f"shown; {DASH} = no paper value; {NA} = metric undefined (see the notes under the table). "
         + (
             f"{baselines} run in this pipeline's harness (same cached features, resize, §1.5 upsampling and blur, exact "
-            f"metrics); PatchCore has no column in the paper."
+            f"metrics)"
+            + (
+                f"; {not_in_paper} {'has' if ', ' not in not_in_paper else 'have'} no column in the paper."
+                if not_in_paper
+                else "."
+            )
             if baselines
             else "No baseline selected (baselines.methods)."
         )
