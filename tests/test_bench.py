@@ -272,6 +272,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
     }
 
 
+@pytest.mark.e2e
 def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, monkeypatch):
     from pipeline import score, train
     from pipeline.params import validate_params

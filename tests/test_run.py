@@ -19,6 +19,8 @@ from pipeline_utils import env, status
 
 from pipeline.run_plan import critical_path, list_schedule
 
+pytestmark = pytest.mark.e2e
+
 PROJECT = Path(__file__).resolve().parent.parent
 TIMEOUT = 240  # seconds for one run on a loaded 2-core machine (a run here takes 10-30 s)
 

@@ -116,6 +116,7 @@ def test_scoring_after_each_epoch_leaves_training_bitwise_unchanged():
 # --------------------------------------------------------------------------- the stage, study off
 
 
+@pytest.mark.e2e
 def test_off_study_item_writes_a_stub_without_importing_torch(tmp_path):
     make_workspace(tmp_path / "ws", {**TINY, "choices.categories": ["tile"]}, git=False)
     code = (
