@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro demo test bench clean-demo
+.PHONY: setup repro demo test test-fast bench clean-demo
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,6 +23,9 @@ test: setup           ## what CI runs: lint, format check, the test suite
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+test-fast: setup      ## the fast unit tests only: no end-to-end pipeline or training runs (pytest marker e2e)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not e2e"
 
 bench: setup          ## speed benchmark into reports/benchmark.md (python -m bench --help for options and --target)
 	$(PY) -m bench

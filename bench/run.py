@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from . import jobs, table
+from . import baseline_jobs, jobs, row_notes, table
 from .measure import cpu_name
 from .settings import NAIVE, Settings, Variant
 from .table import Row
@@ -48,8 +48,8 @@ SECTION = {
     jobs.job_accuracy: "backbone",
     jobs.job_train: "training",
     jobs.job_score: "scoring",
-    jobs.job_baseline: "baselines",
-    jobs.job_coreset: "coreset",
+    baseline_jobs.job_baseline: "baselines",
+    baseline_jobs.job_coreset: "coreset",
     jobs.job_metrics: "metrics",
 }
 _CONTEXT: Any = None
@@ -92,8 +92,9 @@ def _context(backbone: str) -> Any:
     if _CONTEXT is None:
         _CONTEXT = mp.get_context("forkserver")
         heavy = ["torchvision"] if backbone == "wide_resnet50_2" else ["timm"]
-        preload = ["bench.jobs", "frad.backbone", "frad.train", "frad.score", "frad.padim", "frad.patchcore", "frad.rd"]
-        _CONTEXT.set_forkserver_preload([*preload, *heavy])
+        preload = ["bench.jobs", "bench.baseline_jobs", "frad.backbone", "frad.train", "frad.score"]
+        baselines = ["frad.padim", "frad.patchcore", "frad.rd"]
+        _CONTEXT.set_forkserver_preload([*preload, *baselines, *heavy])
     return _CONTEXT
 
 
@@ -208,7 +209,7 @@ class Runner:
         acc: dict[str, tuple[float, float]],
     ) -> None:
         """Speed-up, fused cos and the notes column of the backbone rows."""
-        s, naive = self.settings, results.get(NAIVE.key)
+        naive = results.get(NAIVE.key)
         gflop_img = naive.get("gflop_per_img") if naive else None
         for v, row in zip(variants, rows):
             res = results.get(v.key)
@@ -216,18 +217,8 @@ class Runner:
                 continue
             row.cos = acc.get(v.key)
             row.speedup = res["img_s"] / naive["img_s"] if naive else None
-            parts = list(res["note"])
-            if v.compile:
-                parts.append(f"first call (compile) {res['first_call_s']:.0f} s")
-            if s.weights == "random" and v != NAIVE:
-                parts.append(
-                    f"fused cos on {s.backbone} random weights ({res['cos_own_images']} images): "
-                    f"{table.cos_text(tuple(res['cos_own']))}"
-                )
-            if not s.is_cuda:
-                parts.append(f"CPU time {res['cpu_s_per_batch']:.2f} s/batch")
-            parts.append(self.achieved(gflop_img, res["img_s"], v.precision))
-            row.note = "; ".join(p for p in parts if p)
+            achieved = self.achieved(gflop_img, res["img_s"], v.precision)
+            row.note = row_notes.backbone_note(self.settings, v, res, achieved)
 
     def fast_path(
         self,
@@ -267,31 +258,15 @@ class Runner:
         return rows
 
     def _fill_training(self, row: Row, res: dict[str, Any]) -> None:
-        s = self.settings
         if (res["gfe_grid"], res["ssl_grid"]) != (4, 4):
             row.variant += f", K={res['gfe_grid']}/{res['ssl_grid']} (map {res['map_side']}²)"
         row.throughput, row.time_s = res["samples_s"], res["s_per_epoch"]
         row.set_memory(res)
-        how = (
-            f"extrapolated to {s.train_images} images from {res['steps_timed']} timed steps"
-            if res["extrapolated"]
-            else f"{s.train_images} images, mean of {res['epochs']} epoch(s)"
-        )
-        run_100 = 100 * row.time_s
-        measured_100 = not res["extrapolated"] and res["epochs"] == 100
-        parts = [
-            how,
-            f"100 epochs: {run_100:.0f} s ({'measured' if measured_100 else 'extrapolated'})",
-            f"{res['gflop_per_sample']:.1f} GFLOP/sample",
-            self.achieved(res["gflop_per_sample"], res["samples_s"]),
-            verdict(self.targets, "train_100ep_s", run_100),
-            "" if s.is_cuda else f"CPU time {res['cpu']:.0f} s for {res['wall']:.0f} s wall",
-        ]
-        row.note = "; ".join(p for p in parts if p)
+        achieved = self.achieved(res["gflop_per_sample"], res["samples_s"])
+        row.note = row_notes.training_note(self.settings, res, achieved, self.targets)
         row.raw = res
 
     def scoring_row(self, variant: Variant) -> Row:
-        s = self.settings
         res, err = self.attempt(f"scoring ({variant.label})", jobs.job_score, variant)
         row = Row(
             "scoring",
@@ -303,23 +278,18 @@ class Runner:
         if res is not None:
             row.throughput, row.time_s = res["img_s"], res["wall"] / res["images"]
             row.set_memory(res)
-            parts = [
-                f"{res['images']} images of {s.image_size}², batch {s.infer_batch_size}, σ={s.sigma:g}, "
-                "decoded images in memory, untrained net" + ("" if s.is_cuda else ", tuned malloc"),
-                self.achieved(res["gflop_per_img"], res["img_s"], variant.precision),
-                verdict(self.targets, "scoring_img_s", res["img_s"]),
-            ]
-            row.note = "; ".join(p for p in parts if p)
+            achieved = self.achieved(res["gflop_per_img"], res["img_s"], variant.precision)
+            row.note = row_notes.scoring_note(self.settings, res, achieved, self.targets)
             row.raw = res
         return row
 
     def baseline_rows(self) -> list[Row]:
         """One row per same-harness baseline: img/s of its anomaly maps, its fit time, peak memory."""
-        return [self._baseline_row(method) for method in jobs.BASELINES]
+        return [self._baseline_row(method) for method in baseline_jobs.BASELINES]
 
     def coreset_row(self) -> Row:
         """PatchCore's greedy coreset alone (the pruned loop the pipeline runs on the CPU) against the dense loop."""
-        res, err = self.attempt("PatchCore greedy coreset", jobs.job_coreset)
+        res, err = self.attempt("PatchCore greedy coreset", baseline_jobs.job_coreset)
         row = Row("coreset", "PatchCore greedy coreset", unit="rows/s", time_unit="s", error=err)
         if res is None:
             return row
@@ -328,25 +298,14 @@ class Runner:
         )
         row.throughput, row.time_s = res["n"] / res["wall"], res["wall"]
         row.set_memory(res)
-        row.note = "; ".join(
-            [
-                f"EfficientNet-Lite0 ImageNet features of {self.settings.train_images} synthetic bottle renders, "
-                f"dims {res['dims']}",
-                f"dense loop (every row each step): {res['dense_s']:.0f} s (extrapolated from "
-                f"{res['dense_steps_timed']} steps), {res['dense_s'] / res['wall']:.1f}× slower",
-                f"its memory floor {res['dense_floor_s']:.0f} s ({res['bank_mb']:.0f} MB per step at "
-                f"{res['bandwidth_gb_s']:.1f} GB/s)",
-                f"same first {res['dense_steps_timed']} rows as the dense loop: {'yes' if res['same_first_steps'] else 'NO'}",
-                f"load {res['load']:.1f}",
-            ]
-        )
+        row.note = row_notes.coreset_note(self.settings, res)
         row.raw = res
         return row
 
     def _baseline_row(self, method: str) -> Row:
         s = self.settings
-        res, err = self.attempt(f"baseline {method}", jobs.job_baseline, method)
-        cfg = jobs.baseline_config(s, method)
+        res, err = self.attempt(f"baseline {method}", baseline_jobs.job_baseline, method)
+        cfg = baseline_jobs.baseline_config(s, method)
         if method == "padim":
             label, time_unit = f"PaDiM d={cfg.d}", "s fit"
         elif method == "patchcore":
@@ -360,35 +319,9 @@ class Runner:
             return row
         row.throughput, row.time_s = res["img_s"], res["s_per_epoch"] if method == "rd" else res["fit_s"]
         row.set_memory(res)
-        row.note = "; ".join(self._baseline_parts(method, res))
+        row.note = row_notes.baseline_note(s, method, res)
         row.raw = res
         return row
-
-    def _baseline_parts(self, method: str, res: dict[str, Any]) -> list[str]:
-        """The notes of a baseline row: the fit phases, the maps, CPU time."""
-        s, info = self.settings, res["info"]
-        if method == "padim":
-            parts = [f"fit {res['fit_s']:.3g} s on {res['train_images']} images ({info['channels_total']} channels)"]
-        elif method == "patchcore":
-            parts = [
-                f"memory bank {info['bank_s']:.3g} s ({info['bank_patches']} patches of {res['train_images']} images)",
-                f"greedy coreset {info['coreset_s']:.3g} s ({info['coreset_patches']} patches)",
-            ]
-        else:
-            how = (
-                f"extrapolated to {res['train_images']} images from {res['fit_images']} images, 1 epoch"
-                if res["extrapolated"]
-                else f"{res['train_images']} images, mean of {res['epochs']} epoch(s)"
-            )
-            run_s = res["s_per_epoch"] * res["run_epochs"]
-            parts = [f"{res['samples_s']:.3g} samples/s", how, f"a run of {res['run_epochs']} epochs: {run_s:.0f} s"]
-        parts.append(
-            f"maps of {res['test_images']} test images in {res['score_s']:.3g} s (batch {s.infer_batch_size}, "
-            f"upsample + σ={s.sigma:g} blur)"
-        )
-        if not s.is_cuda:
-            parts.append(f"CPU time {res['cpu']:.3g} s for {res['wall']:.3g} s wall, tuned malloc")
-        return parts
 
     def metrics_rows(self) -> list[Row]:
         """AU-PRO, pixel AUROC and their sum (numpy, always on the CPU)."""
@@ -415,19 +348,6 @@ class Runner:
             )
         rows.append(row)
         return rows
-
-    def ceiling_share_note(self, naive: dict[str, Any] | None) -> str | None:
-        """CPU: how close the naive path already is to the measured fp32 matmul ceiling."""
-        gflop_img = naive.get("gflop_per_img") if naive else None
-        if self.peak is None or not gflop_img or self.settings.is_cuda:
-            return None
-        share = gflop_img * naive["img_s"] / 1e3 / self.peak["fp32"]
-        return (
-            f"The naive fp32 path already runs at {100 * share:.0f}% of this CPU's measured fp32 matmul "
-            f"ceiling ({self.peak['fp32'] * 1e3:.0f} GFLOP/s): no fp32 variant that does the same arithmetic can "
-            f"be more than ~{1 / share:.1f}× faster here; more needs native low-precision units "
-            "(AVX512-BF16/AMX, or a GPU) or less arithmetic."
-        )
 
 
 def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> BenchResult:
@@ -458,7 +378,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
     notes = table.accuracy_note(settings, accuracy_net, settings.accuracy_images) if "backbone" in settings.only else []
     if {"backbone", "scoring"} & set(settings.only):
         notes.append(table.fast_path_note(settings, variants, img_s, fast, speedup))
-    share = runner.ceiling_share_note(naive)
+    share = row_notes.ceiling_share_note(settings, runner.peak, naive)
     notes += [share] if share else []
     notes += table.closing_notes(settings, any(not r.get("native", True) for r in results.values()))
     head = table.header(

@@ -1,47 +1,41 @@
-"""Fetch and unpack the official MVTec AD archive: resumable, checksummed download + safe extraction.
+"""Resumable, checksummed download (the official MVTec AD archive, the WideResNet50-2 weights).
 
 ``download`` streams into ``<dest>.part`` (stdlib ``urllib``, tqdm bar) and keeps a sidecar
 ``<dest>.part.json`` with the server's validators (ETag / Last-Modified) and total size. A re-run
 resumes with ``Range: bytes=N-`` + ``If-Range``: if the remote file changed, the server answers 200
-and the download restarts from zero. The SHA-256 is computed while streaming; the file is renamed
-onto ``dest`` (``os.replace``) only once size and checksum match.
-
-``safe_extract`` unpacks into a temporary sibling directory, refusing absolute paths, ``..``
-components, links that leave the target and device files; the target appears only when complete.
+and the download restarts from zero. The SHA-256 is computed while streaming (``frad.checksum``); the file
+is renamed onto ``dest`` (``os.replace``) only once size and checksum match. Extracting the archive is
+``frad.archive``.
 
 Every user-fixable failure raises :class:`~frad.errors.DownloadError` with one line:
-what is wrong, which file/URL/member, what to do.
+what is wrong, which file/URL, what to do.
 """
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import hashlib
 import http.client
 import json
 import logging
-import lzma
 import os
 import re
 import socket
-import tarfile
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zlib
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
 
 from tqdm import tqdm
 
 from frad import __version__
+from frad.checksum import digest_matches, hash_file, normalize_sha256
 from frad.errors import DownloadError
-from frad.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +52,6 @@ _USER_AGENT = f"frad/{__version__} (+urllib)"
 _RETRY_STATUS = frozenset({408, 429})  # 4xx that mean "try again later"; every other 4xx is final
 _MAX_BACKOFF_S = 60.0
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}|[0-9a-f]{8,63}")  # full digest, or a prefix (torch hub file names)
 
 
 class _Transient(Exception):
@@ -84,42 +77,6 @@ class _PartState:
         if self.etag and not self.etag.startswith("W/"):
             return self.etag
         return self.last_modified
-
-
-# --------------------------------------------------------------------------- checksums
-
-
-def _normalize_sha256(sha256: str) -> str:
-    digest = str(sha256).strip().lower()
-    if not _SHA256_HEX.fullmatch(digest):
-        raise DownloadError(
-            f"invalid sha256 {sha256!r}: expected 64 hex digits (or a prefix of at least 8); fix the expected checksum"
-        )
-    return digest
-
-
-def _digest_matches(actual: str, expected: str) -> bool:
-    """``expected`` is the whole SHA-256 or its first digits (torch hub names files ``name-<prefix>.pth``)."""
-    return actual.startswith(expected)
-
-
-def _hash_file(path: Path) -> "hashlib._Hash":
-    """SHA-256 object over the whole file (can be continued with ``update``)."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256")
-
-
-def verify_sha256(path: str | os.PathLike[str], sha256: str) -> None:
-    """Raise :class:`DownloadError` unless ``path`` exists and its SHA-256 equals ``sha256``."""
-    path, expected = Path(path), _normalize_sha256(sha256)
-    if not path.is_file():
-        raise DownloadError(f"file not found: {path}; download it first")
-    actual = _hash_file(path).hexdigest()
-    if not _digest_matches(actual, expected):
-        raise DownloadError(
-            f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}; "
-            "delete the file and download it again"
-        )
 
 
 # --------------------------------------------------------------------------- download
@@ -249,7 +206,7 @@ def _fetch(
     if offset and known_total is not None and offset == known_total:
         bar.reset(total=known_total)
         bar.update(offset)
-        return _hash_file(part)  # complete .part left by an interrupted run
+        return hash_file(part)  # complete .part left by an interrupted run
 
     headers: dict[str, str] = {}
     if offset:
@@ -283,7 +240,7 @@ def _fetch(
             _save_state(part, state)
             hasher, mode = hashlib.sha256(), "wb"
         else:
-            hasher, mode = _hash_file(part), "ab"  # hash the kept prefix first
+            hasher, mode = hash_file(part), "ab"  # hash the kept prefix first
             log.info("resuming %s at byte %d", part, start)
         bar.reset(total=total)
         bar.update(start)
@@ -346,7 +303,7 @@ def download(
     An existing ``dest`` with the right checksum is returned at once. ``sha256`` may be a prefix of the
     digest (at least 8 hex digits). Processes downloading into the same folder take turns.
     """
-    dest, sha256 = Path(dest), _normalize_sha256(sha256)
+    dest, sha256 = Path(dest), normalize_sha256(sha256)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with _folder_lock(dest.parent):
         return _download_locked(url, dest, sha256, size, progress, timeout, retries, chunk_size, backoff)
@@ -365,7 +322,7 @@ def _download_locked(
 ) -> Path:
     part = dest.with_name(dest.name + ".part")
     if dest.is_file() and (size is None or dest.stat().st_size == size):
-        if _digest_matches(_hash_file(dest).hexdigest(), sha256):
+        if digest_matches(hash_file(dest).hexdigest(), sha256):
             return dest
         log.warning("%s exists but its checksum differs; downloading it again", dest)
 
@@ -401,7 +358,7 @@ def _download_locked(
             "the partial file was deleted — run again to download it anew"
         )
     actual = hasher.hexdigest()
-    if not _digest_matches(actual, sha256):
+    if not digest_matches(actual, sha256):
         _discard(part)
         raise DownloadError(
             f"checksum mismatch for {dest}: expected sha256 {sha256}, got {actual}; "
@@ -410,182 +367,3 @@ def _download_locked(
     os.replace(part, dest)
     _sidecar(part).unlink(missing_ok=True)
     return dest
-
-
-# --------------------------------------------------------------------------- extraction
-
-# What a truncated/corrupt archive raises while being read (tarfile, xz, gzip, bz2 decoders).
-_CORRUPT_ERRORS = (tarfile.ReadError, tarfile.CompressionError, EOFError, lzma.LZMAError, zlib.error)
-
-
-def _corrupt(archive: Path, err: BaseException) -> DownloadError:
-    reason = str(err) or type(err).__name__
-    return DownloadError(f"archive is truncated or corrupt: {archive}: {reason}; delete it and download again")
-
-
-def _open_archive(archive: Path) -> tarfile.TarFile:
-    if not archive.is_file():
-        raise DownloadError(f"archive not found: {archive}; download it first")
-    try:
-        return tarfile.open(archive, "r:*")
-    except _CORRUPT_ERRORS as err:
-        raise _corrupt(archive, err) from None
-
-
-def _relative_name(name: str) -> str:
-    """Member name without a leading ``./`` (tar's spelling of the archive root)."""
-    while name.startswith("./"):
-        name = name[2:]
-    return name
-
-
-def _refuse(archive: Path, member: tarfile.TarInfo, reason: str) -> DownloadError:
-    return DownloadError(
-        f"unsafe member {member.name!r} in {archive}: {reason}; refusing to extract — "
-        "the archive is not a genuine dataset archive, delete it and download again"
-    )
-
-
-@dataclass
-class _Seen:
-    """What the extraction filter saw: members kept, and top-level names (for error messages)."""
-
-    kept: int = 0
-    tops: set[str] = field(default_factory=set)
-
-
-_Filter = Callable[[tarfile.TarInfo, str], "tarfile.TarInfo | None"]
-
-
-_HAS_FILTERS = hasattr(tarfile, "data_filter")  # extraction filters: Python >= 3.11.4
-
-
-def _fallback_filter(
-    archive: Path, member: tarfile.TarInfo, changes: dict[str, str], dest_path: str
-) -> tarfile.TarInfo:
-    """What tarfile.data_filter refuses, for Pythons without it: special files, links leaving the target."""
-    if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
-        raise _refuse(archive, member, "device file or fifo")
-    out = copy.copy(member)
-    for key, value in changes.items():
-        setattr(out, key, value)
-    dest = os.path.realpath(dest_path)
-    if out.issym():
-        if os.path.isabs(out.linkname):
-            raise _refuse(archive, member, f"link to absolute path {member.linkname!r}")
-        where = os.path.realpath(os.path.join(dest, os.path.dirname(out.name), out.linkname))
-        if os.path.commonpath([dest, where]) != dest:
-            raise _refuse(archive, member, f"symlink to {member.linkname!r} leaves the target directory")
-    elif out.islnk():
-        where = os.path.realpath(os.path.join(dest, out.linkname))
-        if os.path.commonpath([dest, where]) != dest:
-            raise _refuse(archive, member, f"hardlink to {member.linkname!r} leaves the target directory")
-    if os.path.commonpath([dest, os.path.realpath(os.path.join(dest, out.name))]) != dest:
-        raise _refuse(archive, member, "path leaves the target directory")
-    out.mode &= 0o755 if out.isdir() or out.mode & 0o100 else 0o644
-    return out
-
-
-def _member_filter(archive: Path, strip_prefix: str | None, seen: _Seen) -> _Filter:
-    """tarfile extraction filter: our checks, then the stdlib ``data`` filter (links, special files)."""
-    prefix = strip_prefix.strip("/") if strip_prefix else None
-
-    def strip(name: str) -> str | None:
-        if prefix is None:
-            return name
-        if name == prefix or not name.startswith(prefix + "/"):
-            return None
-        return name[len(prefix) + 1 :]
-
-    def check(member: tarfile.TarInfo, dest_path: str) -> tarfile.TarInfo | None:
-        raw = member.name
-        if raw.startswith("/") or os.path.isabs(raw):
-            raise _refuse(archive, member, "absolute path")
-        if ".." in PurePosixPath(raw).parts:
-            raise _refuse(archive, member, "'..' path component")
-        seen.tops.add(PurePosixPath(_relative_name(raw)).parts[0] if _relative_name(raw) else raw)
-        name = strip(_relative_name(raw))
-        if not name:
-            return None  # outside strip_prefix, or the prefix directory itself
-        changes: dict[str, str] = {"name": name}
-        if member.islnk():  # hardlink targets are archive paths: strip them too
-            if os.path.isabs(member.linkname) or ".." in PurePosixPath(member.linkname).parts:
-                raise _refuse(archive, member, f"hardlink to {member.linkname!r} leaves the target directory")
-            linkname = strip(_relative_name(member.linkname))
-            if not linkname:
-                raise _refuse(archive, member, f"hardlink to {member.linkname!r} outside {strip_prefix!r}")
-            changes["linkname"] = linkname
-        if not _HAS_FILTERS:  # Python < 3.11.4: the same checks by hand
-            seen.kept += 1
-            return _fallback_filter(archive, member, changes, dest_path)
-        try:
-            filtered = tarfile.data_filter(member.replace(**changes, deep=False), dest_path)
-        except tarfile.SpecialFileError:
-            raise _refuse(archive, member, "device file or fifo") from None
-        except tarfile.AbsoluteLinkError:
-            raise _refuse(archive, member, f"link to absolute path {member.linkname!r}") from None
-        except tarfile.LinkOutsideDestinationError:
-            kind = "symlink" if member.issym() else "hardlink"
-            raise _refuse(archive, member, f"{kind} to {member.linkname!r} leaves the target directory") from None
-        except tarfile.FilterError as err:  # OutsideDestination (e.g. through an extracted symlink), ...
-            raise _refuse(archive, member, str(err)) from None
-        seen.kept += 1
-        return filtered
-
-    return check
-
-
-def safe_extract(
-    archive: str | os.PathLike[str], target: str | os.PathLike[str], *, strip_prefix: str | None = None
-) -> Path:
-    """Extract ``archive`` (any tarfile compression, e.g. ``.tar.xz``) to ``target``; returns ``target``.
-
-    Members are written into a temporary sibling of ``target`` that is renamed into place only once
-    the whole archive was read, so any failure leaves no (partial) ``target``. ``strip_prefix``
-    extracts only the members under that directory, without it. ``target`` must not exist or be
-    empty. Unsafe members (absolute, ``..``, links leaving the target, devices/fifos) are refused.
-    """
-    archive, target = Path(archive), Path(target)
-    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
-        raise DownloadError(f"extraction target already exists: {target}; delete it to extract {archive} again")
-    seen = _Seen()
-    with atomic_path(target, is_dir=True) as tmp:  # replaces the (empty) target only when complete
-        with _open_archive(archive) as tar:
-            try:
-                check = _member_filter(archive, strip_prefix, seen)
-                if _HAS_FILTERS:
-                    tar.extractall(tmp, filter=check)
-                else:
-                    members = [m for m in (check(m, str(tmp)) for m in tar) if m is not None]
-                    tar.extractall(tmp, members=members)
-                while tar.fileobj.read(1 << 20):  # read to the end: lets xz/gzip verify their checksums
-                    pass
-            except _CORRUPT_ERRORS as err:
-                raise _corrupt(archive, err) from None
-            except OSError as err:
-                if err.errno is None:  # decoder errors (gzip/bz2) carry no errno
-                    raise _corrupt(archive, err) from None
-                raise DownloadError(
-                    f"cannot extract {archive} into {target.parent}: {err}; check free space and permissions"
-                ) from None
-        if strip_prefix and not seen.kept:
-            raise DownloadError(
-                f"no member under {strip_prefix!r} in {archive} (top-level: {', '.join(sorted(seen.tops))}); "
-                "fix strip_prefix"
-            )
-    return target
-
-
-def list_top_dirs(archive: str | os.PathLike[str]) -> list[str]:
-    """Sorted top-level directory names of a tar archive (one pass; a full decompression for .xz)."""
-    archive = Path(archive)
-    tops: set[str] = set()
-    with _open_archive(archive) as tar:
-        try:
-            for member in tar:
-                parts = PurePosixPath(_relative_name(member.name)).parts
-                if len(parts) > 1 or (parts and member.isdir()):
-                    tops.add(parts[0])
-        except _CORRUPT_ERRORS as err:
-            raise _corrupt(archive, err) from None
-    return sorted(tops)

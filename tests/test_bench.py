@@ -16,9 +16,9 @@ import torch
 import yaml
 
 from bench.__main__ import main as bench_main
-from bench.jobs import grids
 from bench.settings import parse_args, resolve_settings
 from bench.targets import verdict
+from bench.workloads import grids
 from frad.backbone import Backbone
 
 STAGES = ("backbone", "training", "scoring", "metrics")
@@ -153,7 +153,7 @@ def test_quick_coreset_row_times_the_pruned_loop_against_the_dense_one(tmp_path)
 
 
 def test_baseline_configs_follow_the_method_defaults():
-    from bench.jobs import baseline_config
+    from bench.baseline_jobs import baseline_config
 
     full = resolve_settings(parse_args(["--device", "cpu"]))
     assert baseline_config(full, "padim").d == 550  # WRN50-2 channels (PaDiM §4.1)
@@ -272,6 +272,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int, int]]:
     }
 
 
+@pytest.mark.e2e
 def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, monkeypatch):
     from pipeline import score, train
     from pipeline.params import validate_params

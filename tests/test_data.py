@@ -1,4 +1,5 @@
-"""Tests for ``frad.data`` (MVTec layout reader) and ``frad.synthetic`` (seeded generator)."""
+"""Tests for ``frad.data`` (MVTec layout reader), ``frad.synthetic`` (seeded generator) and ``frad.synthetic_render``
+(the drawing)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from frad import synthetic
+from frad import synthetic, synthetic_render
 from frad.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -74,7 +75,7 @@ def synth_root(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("category", ["carpet", "bottle"])
 def test_synthetic_category_indexes_with_counts_labels_and_masks(synth_root, category):
     idx = index_category(synth_root, category)
-    kinds = synthetic.defect_types(category)
+    kinds = synthetic_render.defect_types(category)
     assert len(idx.train) == 3 and all(s.label == 0 and s.mask_path is None for s in idx.train)
     assert len(idx.test) == 2 + 2 * len(kinds)
     assert idx.defect_types == kinds
@@ -89,15 +90,15 @@ def test_synthetic_category_indexes_with_counts_labels_and_masks(synth_root, cat
 
 
 def test_synthetic_styles_follow_mvtec_names():
-    assert synthetic.defect_types("carpet") == ("color", "scratch")
-    assert synthetic.defect_types("bottle") == ("contamination", "crack", "missing")
-    assert all(synthetic.category_style(c) in ("texture", "object") for c in MVTEC_CATEGORIES)
+    assert synthetic_render.defect_types("carpet") == ("color", "scratch")
+    assert synthetic_render.defect_types("bottle") == ("contamination", "crack", "missing")
+    assert all(synthetic_render.category_style(c) in ("texture", "object") for c in MVTEC_CATEGORIES)
 
 
 @pytest.mark.parametrize("category", ["carpet", "bottle", "cat13"])
 def test_synthetic_mask_covers_exactly_the_painted_defect(category):
-    for defect in synthetic.defect_types(category):
-        r = synthetic.render_sample(category, defect, index=1, size=96)
+    for defect in synthetic_render.defect_types(category):
+        r = synthetic_render.render_sample(category, defect, index=1, size=96)
         changed = (r.image != r.clean).any(axis=2)
         assert not (changed & ~r.mask).any(), "pixels changed outside the mask"
         assert changed[r.mask].mean() > 0.95, "mask covers pixels the defect did not paint"
@@ -109,10 +110,11 @@ def test_synthetic_mask_covers_exactly_the_painted_defect(category):
 def test_synthetic_object_pose_jitter_is_bounded_and_used():
     """Normal object poses stay inside fixed bounds (so test goods lie within what the train images span),
     and fill them: over 300 renders the extremes come close to the bounds on every axis."""
-    size, j = 64, synthetic.OBJECT_POSE_JITTER
-    p = synthetic._object_params(synthetic._rng(0, "bottle", "params"))
+    size, j = 64, synthetic_render.OBJECT_POSE_JITTER
+    p = synthetic_render._object_params(synthetic_render._rng(0, "bottle", "params"))
     scenes = [
-        synthetic._render_object(p, synthetic._rng(0, "bottle", "test", "good", i, size), size) for i in range(300)
+        synthetic_render._render_object(p, synthetic_render._rng(0, "bottle", "test", "good", i, size), size)
+        for i in range(300)
     ]
     shift = np.array([s["center"] for s in scenes]) / size - 0.5
     scale = np.array([s["radius"] for s in scenes]) / (p["radius"] * size) - 1.0
@@ -142,11 +144,11 @@ def test_generator_adding_a_category_leaves_others_unchanged(tmp_path, synth_roo
 def test_generator_arbitrary_category_names(tmp_path):
     names = ["my_widget", "Part-7", "cat13"]
     synthetic.generate_dataset(tmp_path, names, seed=3, **SMALL)
-    styles = {synthetic.category_style(n) for n in names}
+    styles = {synthetic_render.category_style(n) for n in names}
     assert styles == {"texture", "object"}  # hash picks both styles among these names
     for name in names:
         idx = index_category(tmp_path, name)
-        assert len(idx.train) == 3 and idx.defect_types == synthetic.defect_types(name)
+        assert len(idx.train) == 3 and idx.defect_types == synthetic_render.defect_types(name)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary folder left behind"
 
 

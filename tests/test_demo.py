@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from frad import metrics, synthetic
+from frad import metrics, synthetic, synthetic_render
 from frad.backbone import load_backbone
 from frad.cache import FeatureCache, build_feature_cache
 from frad.data import index_category
@@ -38,8 +38,8 @@ def test_demo_params_are_valid_and_offline(demo_params):
 
 
 def test_demo_has_a_texture_and_an_object_category(demo_params):
-    styles = {synthetic.category_style(c) for c in demo_params.data.categories}
-    assert styles == {synthetic.TEXTURE, synthetic.OBJECT}
+    styles = {synthetic_render.category_style(c) for c in demo_params.data.categories}
+    assert styles == {synthetic_render.TEXTURE, synthetic_render.OBJECT}
     assert demo_params.data.texture_categories and demo_params.data.object_categories  # as the report groups them
 
 

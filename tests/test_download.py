@@ -1,4 +1,5 @@
-"""frad.download: resumable checksummed download against a local fault-injecting server, safe extraction."""
+"""frad.download, frad.checksum: resumable checksummed download against a local fault-injecting server;
+frad.archive: safe extraction."""
 
 from __future__ import annotations
 
@@ -11,16 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from frad.download import (
-    MVTEC_FILENAME,
-    MVTEC_SHA256,
-    MVTEC_SIZE,
-    MVTEC_URL,
-    download,
-    list_top_dirs,
-    safe_extract,
-    verify_sha256,
-)
+from frad.archive import list_top_dirs, safe_extract
+from frad.checksum import verify_sha256
+from frad.download import MVTEC_FILENAME, MVTEC_SHA256, MVTEC_SIZE, MVTEC_URL, download
 from frad.errors import DownloadError
 
 try:  # tests/ is a rootdir-less folder (pytest puts it on sys.path) or a package

@@ -36,7 +36,7 @@ from pipeline import features, prepare, report, score, train
 from pipeline.params import load_params
 from pipeline.workspace import make_workspace
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CAT = "tile"
 VARIANTS = ("full", "baseline", "gfe", "shuffle")  # ablation.layers: [] -> no L<digits> variants

@@ -380,6 +380,7 @@ CLI = {
 }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", list(CLI))
 def test_stage_with_bad_params_exits_2_fast_with_one_line_and_no_output(tmp_path, case):
     args, bad, *needles = CLI[case]
@@ -424,6 +425,7 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.e2e
 def test_batch_size_larger_than_train_set_trains(tmp_path, monkeypatch, one_torch_thread):
     """train.batch_size 1000 with 6 training images: one batch per epoch, a finite loss, a saved model."""
     from frad.train import load_model

@@ -10,7 +10,7 @@ from pipeline_utils import TINY, dvc, repro, set_params, stages, status
 
 from pipeline.workspace import make_workspace
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CATS = ["tile"]
 REPORTS = ["report", "choices_report"]  # both read data/scores (choices_report: the study is off here, no items)
 SHUFFLE_TRAIN = {"train": ["full"], "train_shuffle": ["shuffle"], "train_layers": ["L3"]}

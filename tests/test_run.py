@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pipeline_utils import env, status
 
-from pipeline.run_plan import critical_path, list_schedule
+pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parent.parent
 TIMEOUT = 240  # seconds for one run on a loaded 2-core machine (a run here takes 10-30 s)
@@ -268,11 +268,3 @@ def test_dry_run_lists_stale_stages_critical_path_and_estimate(tmp_path):
     assert "critical path: a -> b@1 -> c = 115 s" in out.stdout
     assert "estimated wall time on 2 slot(s): 215 s" in out.stdout  # a; b@1 b@2; b@3 d; c
     assert not (ws / "dvc.lock").exists()
-
-
-def test_schedule_estimate_bounds():
-    up = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
-    secs = {"a": 1.0, "b": 4.0, "c": 2.0, "d": 1.0}
-    assert critical_path(list(up), up, secs) == ["a", "b", "d"]
-    assert list_schedule(list(up), up, secs, 1) == 8.0
-    assert list_schedule(list(up), up, secs, 2) == 6.0

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.e2e
 def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
     tiny = [
         "data.synthetic={seed: 0, n_train: 4, n_test_good: 2, n_test_defect: 1, size: 128}",

@@ -23,6 +23,8 @@ try:
 except ImportError:  # pragma: no cover
     from tests.http_fixture import FileServer
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory) -> bytes:

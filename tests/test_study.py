@@ -120,6 +120,7 @@ def test_scoring_after_each_epoch_leaves_training_bitwise_unchanged():
 # --------------------------------------------------------------------------- the stage, study off
 
 
+@pytest.mark.e2e
 def test_off_study_item_writes_a_stub_and_trains_nothing(tmp_path):
     make_workspace(tmp_path / "ws", {**TINY, "choices.categories": ["tile"]}, git=False)
     code = (

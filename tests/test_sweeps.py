@@ -15,7 +15,7 @@ from pipeline_utils import RUNNING, TINY, bash_blocks, dvc, env, repro, set_para
 
 from pipeline.workspace import PROJECT, make_workspace
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 QUEUE_TIMEOUT_S = 1200
 
 
