@@ -121,8 +121,8 @@ def job_accuracy(settings: Settings, name: str, weights: str, variants: Sequence
 def job_train(settings: Settings, malloc: bool = False) -> dict[str, Any]:
     """s/epoch and samples/s of the full model (GFE + shuffle loss) on in-memory maps
     (``malloc``: with frad.runtime.tune_malloc, as the pipeline stages run)."""
-    from frad.model import ModelConfig
-    from frad.train import TrainConfig, train_model
+    from frad.config import ModelConfig, TrainConfig
+    from frad.train import train_model
 
     dev = start_job(settings, malloc)
     start = memory_now(dev)
@@ -195,7 +195,8 @@ def job_train(settings: Settings, malloc: bool = False) -> dict[str, Any]:
 def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
     """img/s of backbone + reconstruction + upsampling + blur, batched, images already decoded
     (on the CPU with frad.runtime.tune_malloc, as the pipeline stages run)."""
-    from frad.model import ModelConfig, ReconstructionNet
+    from frad.config import ModelConfig
+    from frad.model import ReconstructionNet
     from frad.score import anomaly_maps
 
     dev = start_job(settings, malloc=settings.device == "cpu")

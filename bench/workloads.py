@@ -114,8 +114,9 @@ def recon_flops(channels: int, widths: tuple[int, int, int], side: int, train: b
     """FLOPs per sample through the reconstruction net (forward, or forward+backward when ``train``)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from frad.config import ModelConfig
     from frad.features import cosine_distance
-    from frad.model import ModelConfig, ReconstructionNet
+    from frad.model import ReconstructionNet
 
     with torch.device("meta"):
         model = ReconstructionNet(ModelConfig(in_channels=channels, widths=widths, gfe_grid=gfe_grid)).train(train)

@@ -26,12 +26,12 @@ from diagnose_harness import (
 
 from frad import metrics
 from frad.cache import FeatureCache
+from frad.config import ModelConfig, TrainConfig
 from frad.features import cosine_distance, fuse_features
-from frad.model import ModelConfig
 from frad.patchcore import PatchcoreConfig, fit_and_score
 from frad.postprocess import image_scores, to_image_maps
 from frad.score import anomaly_maps
-from frad.train import TrainConfig, channel_stats, train_model
+from frad.train import channel_stats, train_model
 
 # experiment name → [(row label, overrides)]; overrides: model=..., train=..., top_k=...
 VARIANTS: dict[str, list[tuple[str, dict]]] = {

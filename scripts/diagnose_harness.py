@@ -15,11 +15,11 @@ import torch.nn.functional as F
 
 from frad import metrics
 from frad.cache import FeatureCache
+from frad.config import ModelConfig, TrainConfig
 from frad.features import cosine_distance, fuse_features
-from frad.model import ModelConfig
 from frad.postprocess import image_scores
 from frad.score import anomaly_maps
-from frad.train import TrainConfig, train_model
+from frad.train import train_model
 
 LAYERS = (2, 3)
 SIGMA = 4.0

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from frad.config import ModelConfig, TrainConfig
 from frad.errors import ConfigError
 from frad.features import cosine_distance, fuse_features
-from frad.model import GFE, ModelConfig, ReconstructionNet
+from frad.model import GFE, ReconstructionNet
 from frad.postprocess import image_scores
 from frad.score import anomaly_maps
-from frad.train import TrainConfig, channel_stats, load_model, save_model, train_model
+from frad.train import channel_stats, load_model, save_model, train_model
 
 SMALL = {"in_channels": 32, "widths": (16, 16, 16), "gfe_grid": 2}
 

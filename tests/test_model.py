@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from frad.config import ModelConfig
 from frad.errors import ConfigError
 from frad.features import check_layers, fuse_features
-from frad.model import GFE, ModelConfig, ReconstructionNet
+from frad.model import GFE, ReconstructionNet
 from frad.recombine import draw_permutations, recombine
 
 

@@ -18,8 +18,9 @@ glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt tu
 TRAIN = """
 import sys, torch
 from frad.runtime import tune_malloc
-from frad.model import ModelConfig
-from frad.train import TrainConfig, train_model
+from frad.config import ModelConfig
+from frad.train import train_model
+from frad.config import TrainConfig
 print("applied", tune_malloc(), tune_malloc())  # idempotent
 torch.set_num_threads(1)
 g = torch.Generator().manual_seed(0)

@@ -13,10 +13,10 @@ import pytest
 import torch
 from pipeline_utils import TINY, changed, dvc, env, repro, set_params, status
 
+from frad.config import ModelConfig, TrainConfig
 from frad.errors import ConfigError, DataError
-from frad.model import ModelConfig
 from frad.score import anomaly_maps
-from frad.train import TrainConfig, train_model
+from frad.train import train_model
 from pipeline import choices_report
 from pipeline.params import load_params, validate_params
 from pipeline.params_schema import CHOICE_KEYS
