@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "settings": asdict(settings),
                     "header": result.header,
                     "notes": result.notes,
-                    "fast_variant": result.fast_variant,
+                    "fast_mode": result.fast_mode,
                     "rows": [asdict(r) for r in result.rows],
                 }
             ),

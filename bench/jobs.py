@@ -1,6 +1,6 @@
 """The measured jobs of ``python -m bench``, each run in its own process (see ``bench.run``): the matmul
-ceiling, one backbone variant, the fused-feature accuracy of every variant, training, scoring and the metrics
-(the same-harness baselines' jobs are ``bench.baseline_jobs``; what they all run on, ``bench.workloads``). Each
+ceiling, one backbone mode, the fused-feature accuracy of every mode, training, scoring and the metrics
+(the comparison methods' jobs are ``bench.method_jobs``; what they all run on, ``bench.workloads``). Each
 returns a dict of plain numbers. Warm-up before every timing; ``torch.cuda.synchronize`` around it and
 ``cudnn.benchmark`` on CUDA."""
 
@@ -17,9 +17,9 @@ from typing import Any
 import torch
 
 from .measure import PeakMemory, memory_now, native_low_precision, sync, timed
-from .settings import NAIVE, Settings, Variant
+from .settings import NAIVE, Mode, Settings
 from .workloads import (
-    as_variant,
+    as_mode,
     backbone_flops,
     build_backbone,
     compiled,
@@ -34,34 +34,32 @@ from .workloads import (
 # --------------------------------------------------------------------------- jobs (one process each)
 
 
-def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
-    """Throughput of one backbone variant, plus its fused-feature cosine vs fp32 on the same net."""
-    dev = start_job(settings, variant.malloc)
+def job_backbone(settings: Settings, mode: Mode) -> dict[str, Any]:
+    """Throughput of one backbone mode, plus its fused-feature cosine vs fp32 on the same net."""
+    dev = start_job(settings, mode.malloc)
     start = memory_now(dev)
-    backbone, run = build_backbone(settings.backbone, settings.weights, settings.layers, variant, dev, settings.seed)
-    native = native_low_precision(dev, variant.precision)
+    backbone, run = build_backbone(settings.backbone, settings.weights, settings.layers, mode, dev, settings.seed)
+    native = native_low_precision(dev, mode.precision)
     batch, reps = settings.infer_batch_size, settings.reps
     note = []
     if not native:
         # emulated bf16/fp16 on this CPU is several times slower: time a smaller batch, once
         batch, reps = min(batch, 1 if settings.quick else 4), 1
-        note.append(
-            f"{variant.precision} emulated (no native {variant.precision} on this CPU): timed 1 batch of {batch}"
-        )
+        note.append(f"{mode.precision} emulated (no native {mode.precision} on this CPU): timed 1 batch of {batch}")
     x = synthetic_images(batch, settings.image_size, backbone.mean, backbone.std).to(dev)
     with torch.inference_mode():
         t0 = time.perf_counter()
-        run(x[:1] if not native else x)  # warm-up (compiles when variant.compile)
+        run(x[:1] if not native else x)  # warm-up (compiles when mode.compile)
         sync(dev)
         first_s = time.perf_counter() - t0
-        if variant.compile:
+        if mode.compile:
             run(x)  # a second warm-up: compiled graphs may specialise on the batch size
         with PeakMemory(dev, start) as mem:
             t = timed(lambda: run(x), reps, dev)
     last = t.out
     out: dict[str, Any] = {
-        "variant": asdict(variant),
-        "label": variant.label,
+        "mode": asdict(mode),
+        "label": mode.label,
         "native": native,
         "batch": batch,
         "reps": reps,
@@ -75,9 +73,9 @@ def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
     }
     # fused-feature cosine vs naive fp32 on this very net: the accuracy number when its weights are real,
     # for information only when they are random
-    if variant != NAIVE:
+    if mode != NAIVE:
         random_weights = settings.weights == "random"
-        if variant.compile:  # test renders in the timed batch size: another size would compile again
+        if mode.compile:  # test renders in the timed batch size: another size would compile again
             xa = synthetic_images(batch, settings.image_size, backbone.mean, backbone.std, split="test").to(dev)
         elif random_weights and not native:
             xa = None  # emulated precision: reuse the timed batch rather than prepare kernels for a new size
@@ -89,7 +87,7 @@ def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
         else:
             with torch.inference_mode():
                 got = run(xa)
-        ref_bb = as_variant(backbone, NAIVE)
+        ref_bb = as_mode(backbone, NAIVE)
         del backbone, run
         with torch.inference_mode():
             ref = ref_bb(xa)
@@ -103,16 +101,16 @@ def job_backbone(settings: Settings, variant: Variant) -> dict[str, Any]:
     return out
 
 
-def job_accuracy(settings: Settings, name: str, weights: str, variants: Sequence[Variant]) -> dict[str, Any]:
-    """Fused-feature cosine of every variant vs naive fp32 on ``name`` with ``weights``."""
+def job_accuracy(settings: Settings, name: str, weights: str, modes: Sequence[Mode]) -> dict[str, Any]:
+    """Fused-feature cosine of every mode vs naive fp32 on ``name`` with ``weights``."""
     dev = start_job(settings)
     ref_bb, _ = build_backbone(name, weights, settings.layers, NAIVE, dev, settings.seed)
     x = synthetic_images(settings.accuracy_images, settings.image_size, ref_bb.mean, ref_bb.std, split="test").to(dev)
     with torch.inference_mode():
         ref = ref_bb(x)
     out: dict[str, Any] = {"net": name, "weights": weights, "images": settings.accuracy_images, "cos": {}}
-    for v in variants:
-        run = compiled(as_variant(ref_bb, v), v, dev)
+    for v in modes:
+        run = compiled(as_mode(ref_bb, v), v, dev)
         with torch.inference_mode():
             out["cos"][v.key] = fused_cosine(ref, run(x), settings.channels)
     return out
@@ -192,7 +190,7 @@ def job_train(settings: Settings, malloc: bool = False) -> dict[str, Any]:
     }
 
 
-def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
+def job_score(settings: Settings, mode: Mode) -> dict[str, Any]:
     """img/s of backbone + reconstruction + upsampling + blur, batched, images already decoded
     (on the CPU with frad.runtime.tune_malloc, as the pipeline stages run)."""
     from frad.config import ModelConfig
@@ -201,7 +199,7 @@ def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
 
     dev = start_job(settings, malloc=settings.device == "cpu")
     start = memory_now(dev)
-    backbone, run = build_backbone(settings.backbone, settings.weights, settings.layers, variant, dev, settings.seed)
+    backbone, run = build_backbone(settings.backbone, settings.weights, settings.layers, mode, dev, settings.seed)
     torch.manual_seed(settings.seed)
     side = settings.image_size // (2 ** (min(settings.layers) + 1))
     gfe_grid = grids(side, settings.widths)[0]
@@ -224,14 +222,14 @@ def job_score(settings: Settings, variant: Variant) -> dict[str, Any]:
         return torch.cat(outs)
 
     score(images[:bs])  # warm-up
-    if variant.compile and len(images) % bs:
+    if mode.compile and len(images) % bs:
         score(images[-(len(images) % bs) :])  # the last, smaller batch compiles once more
     with PeakMemory(dev, start) as mem:
         t = timed(lambda: score(images), 1, dev)
     maps = t.out
     return {
-        "variant": asdict(variant),
-        "label": variant.label,
+        "mode": asdict(mode),
+        "label": mode.label,
         "images": len(images),
         "wall": t.wall,
         "cpu": t.cpu,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import table
-from .settings import NAIVE, Settings, Variant
+from .settings import NAIVE, Mode, Settings
 from .targets import verdict
 
 
@@ -15,13 +15,13 @@ def _join(parts: list[str]) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def backbone_note(s: Settings, variant: Variant, res: dict[str, Any], achieved: str) -> str:
+def backbone_note(s: Settings, mode: Mode, res: dict[str, Any], achieved: str) -> str:
     """A backbone row: the job's own notes, compile time, the cosine on the benchmarked random-weights net,
     CPU time, the achieved FLOP rate."""
     parts = list(res["note"])
-    if variant.compile:
+    if mode.compile:
         parts.append(f"first call (compile) {res['first_call_s']:.0f} s")
-    if s.weights == "random" and variant != NAIVE:
+    if s.weights == "random" and mode != NAIVE:
         parts.append(
             f"fused cos on {s.backbone} random weights ({res['cos_own_images']} images): "
             f"{table.cos_text(tuple(res['cos_own']))}"
@@ -115,7 +115,7 @@ def ceiling_share_note(s: Settings, peak: dict[str, Any] | None, naive: dict[str
     share = gflop_img * naive["img_s"] / 1e3 / peak["fp32"]
     return (
         f"The naive fp32 path already runs at {100 * share:.0f}% of this CPU's measured fp32 matmul "
-        f"ceiling ({peak['fp32'] * 1e3:.0f} GFLOP/s): no fp32 variant that does the same arithmetic can "
+        f"ceiling ({peak['fp32'] * 1e3:.0f} GFLOP/s): no fp32 mode that does the same arithmetic can "
         f"be more than ~{1 / share:.1f}× faster here; more needs native low-precision units "
         "(AVX512-BF16/AMX, or a GPU) or less arithmetic."
     )

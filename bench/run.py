@@ -11,7 +11,7 @@ Rows, all measured in the same run on the same machine:
   weights the accuracy is measured on tf_efficientnet_lite0 with its ImageNet weights, and the table says so;
 * training, s/epoch and samples/s: the full model on random per-layer maps of the cached shapes, in memory;
 * scoring, img/s: backbone (fast path) + reconstruction net + upsampling + Gaussian blur, batched;
-* baselines: PaDiM, PatchCore and RD (``frad.padim|patchcore|rd.fit_and_score``) on random per-layer maps of one
+* compare: PaDiM, PatchCore and RD (``frad.padim|patchcore|rd.fit_and_score``) on random per-layer maps of one
   bottle-size category, in memory: fit time (PaDiM fit, PatchCore memory bank + greedy coreset, RD s/epoch) and
   img/s of their anomaly maps;
 * coreset: PatchCore's greedy coreset alone at 0.1 on a bottle-size bank of real (EfficientNet-Lite0) features,
@@ -34,9 +34,11 @@ from typing import Any
 
 import torch
 
-from . import baseline_jobs, jobs, row_notes, table
+from frad.methods import METHODS
+
+from . import jobs, method_jobs, row_notes, table
 from .measure import cpu_name
-from .settings import NAIVE, Settings, Variant
+from .settings import NAIVE, Mode, Settings
 from .table import Row
 from .targets import verdict
 
@@ -48,8 +50,8 @@ SECTION = {
     jobs.job_accuracy: "backbone",
     jobs.job_train: "training",
     jobs.job_score: "scoring",
-    baseline_jobs.job_baseline: "baselines",
-    baseline_jobs.job_coreset: "coreset",
+    method_jobs.job_method: "compare",
+    method_jobs.job_coreset: "coreset",
     jobs.job_metrics: "metrics",
 }
 _CONTEXT: Any = None
@@ -62,26 +64,24 @@ class BenchResult:
     rows: list[Row]
     notes: list[str]
     markdown: str
-    fast_variant: str | None
+    fast_mode: str | None
 
     @property
     def ok(self) -> bool:
         return all(r.error is None for r in self.rows)
 
 
-def variants_for(settings: Settings) -> list[Variant]:
-    """The backbone variants timed on this device."""
+def modes_for(settings: Settings) -> list[Mode]:
+    """The backbone modes timed on this device."""
     cpu = not settings.is_cuda
-    out = [NAIVE, Variant("fp32-cl", "fp32", True)]
+    out = [NAIVE, Mode("fp32-cl", "fp32", True)]
     if cpu:
-        out.append(Variant("fp32-cl-malloc", "fp32", True, malloc=True))  # what the pipeline stages run
-    out.append(Variant("bf16-cl", "bf16", True))
+        out.append(Mode("fp32-cl-malloc", "fp32", True, malloc=True))  # what the pipeline stages run
+    out.append(Mode("bf16-cl", "bf16", True))
     if not cpu:
-        out.append(Variant("fp16-cl", "fp16", True))
+        out.append(Mode("fp16-cl", "fp16", True))
     if settings.compile:  # CPU: fp32 (bf16 is emulated there); CUDA: the bf16 fast path, compiled
-        out.append(
-            Variant("compile-fp32-cl" if cpu else "compile-bf16-cl", "fp32" if cpu else "bf16", True, compile=True)
-        )
+        out.append(Mode("compile-fp32-cl" if cpu else "compile-bf16-cl", "fp32" if cpu else "bf16", True, compile=True))
     return out
 
 
@@ -92,9 +92,9 @@ def _context(backbone: str) -> Any:
     if _CONTEXT is None:
         _CONTEXT = mp.get_context("forkserver")
         heavy = ["torchvision"] if backbone == "wide_resnet50_2" else ["timm"]
-        preload = ["bench.jobs", "bench.baseline_jobs", "frad.backbone", "frad.train", "frad.score"]
-        baselines = ["frad.padim", "frad.patchcore", "frad.rd"]
-        _CONTEXT.set_forkserver_preload([*preload, *baselines, *heavy])
+        preload = ["bench.jobs", "bench.method_jobs", "frad.backbone", "frad.train", "frad.score"]
+        methods = [f"frad.{m}" for m in METHODS]
+        _CONTEXT.set_forkserver_preload([*preload, *methods, *heavy])
     return _CONTEXT
 
 
@@ -146,7 +146,7 @@ class Runner:
         if peak is not None:
             self.peak = peak
             kinds = [k for k in ("fp32", "bf16") if k in peak]
-            row.variant = f"{' and '.join(kinds)} matmul {peak['n']}×{peak['n']}"
+            row.mode = f"{' and '.join(kinds)} matmul {peak['n']}×{peak['n']}"
             row.throughput, row.unit = peak[kinds[-1]], f"TFLOP/s {kinds[-1]}"
             row.note = (
                 "; ".join(f"{k}: {peak[k]:.3g} TFLOP/s" for k in kinds) + "; best of several products, random data"
@@ -154,11 +154,11 @@ class Runner:
             row.raw = peak
         return row
 
-    def backbone_rows(self, variants: list[Variant]) -> tuple[list[Row], dict[str, dict[str, Any]]]:
-        """One row per variant (numbers only; ``annotate`` adds accuracy and notes) and the raw results."""
+    def backbone_rows(self, modes: list[Mode]) -> tuple[list[Row], dict[str, dict[str, Any]]]:
+        """One row per mode (numbers only; ``annotate`` adds accuracy and notes) and the raw results."""
         results: dict[str, dict[str, Any]] = {}
         rows = []
-        for v in variants:
+        for v in modes:
             res, err = self.attempt(f"backbone {v.label}", jobs.job_backbone, v)
             row = Row(
                 "backbone",
@@ -181,10 +181,10 @@ class Runner:
         return rows, results
 
     def accuracy(
-        self, variants: list[Variant], results: dict[str, dict[str, Any]]
+        self, modes: list[Mode], results: dict[str, dict[str, Any]]
     ) -> tuple[dict[str, tuple[float, float]], tuple[str, str], Row | None]:
-        """Fused-feature cosine of every variant: on the benchmarked net when its weights are real, else on
-        ACCURACY_NET; (cosines by variant key, the net measured, a failure row or None)."""
+        """Fused-feature cosine of every mode: on the benchmarked net when its weights are real, else on
+        ACCURACY_NET; (cosines by mode key, the net measured, a failure row or None)."""
         s = self.settings
         if s.weights != "random":
             return {k: tuple(r["cos_own"]) for k, r in results.items()}, (s.backbone, s.weights), None
@@ -193,7 +193,7 @@ class Runner:
             jobs.job_accuracy,
             ACCURACY_NET[0],
             ACCURACY_NET[1],
-            [v for v in variants if v != NAIVE],
+            [v for v in modes if v != NAIVE],
         )
         acc = {NAIVE.key: (1.0, 1.0)}
         if res is None:
@@ -203,7 +203,7 @@ class Runner:
 
     def annotate(
         self,
-        variants: list[Variant],
+        modes: list[Mode],
         rows: list[Row],
         results: dict[str, dict[str, Any]],
         acc: dict[str, tuple[float, float]],
@@ -211,7 +211,7 @@ class Runner:
         """Speed-up, fused cos and the notes column of the backbone rows."""
         naive = results.get(NAIVE.key)
         gflop_img = naive.get("gflop_per_img") if naive else None
-        for v, row in zip(variants, rows):
+        for v, row in zip(modes, rows):
             res = results.get(v.key)
             if res is None:
                 continue
@@ -222,19 +222,17 @@ class Runner:
 
     def fast_path(
         self,
-        variants: list[Variant],
+        modes: list[Mode],
         rows: list[Row],
         results: dict[str, dict[str, Any]],
         acc: dict[str, tuple[float, float]],
-    ) -> Variant | None:
-        """The fastest variant that keeps the fused features (mean cos ≥ --fast-cos); the naive path competes too."""
-        eligible = [
-            v for v in variants if v.key in results and acc.get(v.key) and acc[v.key][0] >= self.settings.fast_cos
-        ]
+    ) -> Mode | None:
+        """The fastest mode that keeps the fused features (mean cos ≥ --fast-cos); the naive path competes too."""
+        eligible = [v for v in modes if v.key in results and acc.get(v.key) and acc[v.key][0] >= self.settings.fast_cos]
         fast = max(eligible, key=lambda v: results[v.key]["img_s"], default=None)
-        for v, row in zip(variants, rows):
+        for v, row in zip(modes, rows):
             if v == fast:
-                row.variant += " ← fast path"
+                row.mode += " ← fast path"
         return fast
 
     def training_rows(self) -> list[Row]:
@@ -259,18 +257,18 @@ class Runner:
 
     def _fill_training(self, row: Row, res: dict[str, Any]) -> None:
         if (res["gfe_grid"], res["ssl_grid"]) != (4, 4):
-            row.variant += f", K={res['gfe_grid']}/{res['ssl_grid']} (map {res['map_side']}²)"
+            row.mode += f", K={res['gfe_grid']}/{res['ssl_grid']} (map {res['map_side']}²)"
         row.throughput, row.time_s = res["samples_s"], res["s_per_epoch"]
         row.set_memory(res)
         achieved = self.achieved(res["gflop_per_sample"], res["samples_s"])
         row.note = row_notes.training_note(self.settings, res, achieved, self.targets)
         row.raw = res
 
-    def scoring_row(self, variant: Variant) -> Row:
-        res, err = self.attempt(f"scoring ({variant.label})", jobs.job_score, variant)
+    def scoring_row(self, mode: Mode) -> Row:
+        res, err = self.attempt(f"scoring ({mode.label})", jobs.job_score, mode)
         row = Row(
             "scoring",
-            f"backbone ({variant.label}) + reconstruction + upsample + blur",
+            f"backbone ({mode.label}) + reconstruction + upsample + blur",
             unit="img/s",
             time_unit="s/img",
             error=err,
@@ -278,22 +276,22 @@ class Runner:
         if res is not None:
             row.throughput, row.time_s = res["img_s"], res["wall"] / res["images"]
             row.set_memory(res)
-            achieved = self.achieved(res["gflop_per_img"], res["img_s"], variant.precision)
+            achieved = self.achieved(res["gflop_per_img"], res["img_s"], mode.precision)
             row.note = row_notes.scoring_note(self.settings, res, achieved, self.targets)
             row.raw = res
         return row
 
     def baseline_rows(self) -> list[Row]:
         """One row per same-harness baseline: img/s of its anomaly maps, its fit time, peak memory."""
-        return [self._baseline_row(method) for method in baseline_jobs.BASELINES]
+        return [self._baseline_row(method) for method in method_jobs.BASELINES]
 
     def coreset_row(self) -> Row:
         """PatchCore's greedy coreset alone (the pruned loop the pipeline runs on the CPU) against the dense loop."""
-        res, err = self.attempt("PatchCore greedy coreset", baseline_jobs.job_coreset)
+        res, err = self.attempt("PatchCore greedy coreset", method_jobs.job_coreset)
         row = Row("coreset", "PatchCore greedy coreset", unit="rows/s", time_unit="s", error=err)
         if res is None:
             return row
-        row.variant = (
+        row.mode = (
             f"PatchCore greedy coreset {res['coreset']:g} of {res['bank_rows']} rows, projection {res['projection']}"
         )
         row.throughput, row.time_s = res["n"] / res["wall"], res["wall"]
@@ -304,8 +302,8 @@ class Runner:
 
     def _baseline_row(self, method: str) -> Row:
         s = self.settings
-        res, err = self.attempt(f"baseline {method}", baseline_jobs.job_baseline, method)
-        cfg = baseline_jobs.baseline_config(s, method)
+        res, err = self.attempt(f"baseline {method}", method_jobs.job_method, method)
+        cfg = method_jobs.method_config(s, method)
         if method == "padim":
             label, time_unit = f"PaDiM d={cfg.d}", "s fit"
         elif method == "patchcore":
@@ -314,7 +312,7 @@ class Runner:
         else:
             label, time_unit = f"RD student, lr {cfg.lr:g}, batch {cfg.batch_size}", "s/epoch"
         layers = f", layers {'+'.join(map(str, cfg.layers))}"
-        row = Row("baselines", label + layers, unit="img/s", time_unit=time_unit, error=err)
+        row = Row("compare", label + layers, unit="img/s", time_unit=time_unit, error=err)
         if res is None:
             return row
         row.throughput, row.time_s = res["img_s"], res["s_per_epoch"] if method == "rd" else res["fit_s"]
@@ -355,14 +353,14 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
     build the table."""
     runner = Runner(settings, log)
     load_start, started = os.getloadavg()[0], _dt.datetime.now(_dt.timezone.utc)
-    variants = variants_for(settings)
+    modes = modes_for(settings)
     rows = [runner.ceiling_row()]
-    bb_rows, results = runner.backbone_rows(variants)
+    bb_rows, results = runner.backbone_rows(modes)
     rows += bb_rows
-    acc, accuracy_net, failed = runner.accuracy(variants, results)
+    acc, accuracy_net, failed = runner.accuracy(modes, results)
     rows += [failed] if failed else []
-    runner.annotate(variants, bb_rows, results, acc)
-    fast = runner.fast_path(variants, bb_rows, results, acc)
+    runner.annotate(modes, bb_rows, results, acc)
+    fast = runner.fast_path(modes, bb_rows, results, acc)
     rows += runner.training_rows()
     rows.append(runner.scoring_row(fast or NAIVE))
     rows += runner.baseline_rows()
@@ -377,7 +375,7 @@ def run_benchmark(settings: Settings, log: Callable[[str], None] = print) -> Ben
     )
     notes = table.accuracy_note(settings, accuracy_net, settings.accuracy_images) if "backbone" in settings.only else []
     if {"backbone", "scoring"} & set(settings.only):
-        notes.append(table.fast_path_note(settings, variants, img_s, fast, speedup))
+        notes.append(table.fast_path_note(settings, modes, img_s, fast, speedup))
     share = row_notes.ceiling_share_note(settings, runner.peak, naive)
     notes += [share] if share else []
     notes += table.closing_notes(settings, any(not r.get("native", True) for r in results.values()))

@@ -11,14 +11,14 @@ from frad.errors import FradError
 
 from .targets import add_target_option
 
-SECTIONS = ("ceiling", "backbone", "training", "scoring", "baselines", "coreset", "metrics")  # row groups, for --only
+SECTIONS = ("ceiling", "backbone", "training", "scoring", "compare", "coreset", "metrics")  # row groups, for --only
 TARGETS = ("backbone_speedup", "scoring_img_s", "train_100ep_s", "metrics_s")  # names --target takes
 FULL_OUT = "reports/benchmark.md"  # the full table the report stage appends
 FAST_COS = 0.999  # default: mean fused-feature cosine to the naive path the fast path must keep (scoring uses it)
 
 
 @dataclass(frozen=True)
-class Variant:
+class Mode:
     """One way of running the frozen backbone."""
 
     key: str
@@ -35,7 +35,7 @@ class Variant:
         return f"{prec}, {mode}, {layout}" + (", tuned malloc" if self.malloc else "")
 
 
-NAIVE = Variant("naive")
+NAIVE = Mode("naive")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Settings:
     epochs: int
     train_steps: int  # >0: time this many steps and extrapolate the epoch; 0: time whole epochs
     test_images: int
-    baseline_test_images: int  # test set the baselines score (83 = MVTec bottle)
+    method_test_images: int  # test set the comparison methods score (83 = MVTec bottle)
     rd_epochs: int  # RD epochs to time when the epoch is not extrapolated from --train-steps
     metrics_n: int
     metrics_size: int
@@ -174,7 +174,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--metrics-n", type=_positive, default=None, help="maps for AU-PRO/pixel AUROC (1725)")
     p.add_argument("--metrics-size", type=_positive, default=None, help="map side for the metrics (256)")
     p.add_argument("--sigma", type=float, default=4.0, help="Gaussian σ of the scoring blur (4)")
-    p.add_argument("--reps", type=_positive, default=None, help="timed batches per backbone variant (2)")
+    p.add_argument("--reps", type=_positive, default=None, help="timed batches per backbone mode (2)")
     p.add_argument("--accuracy-images", type=_positive, default=None, help="images for the cosine check (8)")
     p.add_argument(
         "--threads",
@@ -202,7 +202,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--fast-cos",
         type=float,
         default=FAST_COS,
-        help="mean fused-feature cosine to the naive path a backbone variant must keep to be the fast "
+        help="mean fused-feature cosine to the naive path a backbone mode must keep to be the fast "
         "path that scoring uses (default: %(default)s)",
     )
     add_target_option(p, TARGETS)
@@ -240,7 +240,7 @@ def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settin
         epochs=100 if cuda else 2,
         train_steps=0 if cuda else 3,
         test_images=1024 if cuda else 32,
-        baseline_test_images=83,
+        method_test_images=83,
         rd_epochs=10 if cuda else 1,
         metrics_n=1725,
         metrics_size=256,
@@ -259,7 +259,7 @@ def resolve_settings(ns: argparse.Namespace, argv: Sequence[str] = ()) -> Settin
         epochs=1,
         train_steps=0,
         test_images=2,
-        baseline_test_images=2,
+        method_test_images=2,
         rd_epochs=1,
         metrics_n=24,
         metrics_size=64,

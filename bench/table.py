@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .measure import native_low_precision
-from .settings import NAIVE, Settings, Variant
+from .settings import NAIVE, Mode, Settings
 
 # Dense bf16 tensor-core peak (TFLOP/s, no sparsity) by GPU name fragment, most specific first.
 GPU_BF16_PEAK_TFLOPS: tuple[tuple[str, float], ...] = (
@@ -36,7 +36,7 @@ TITLE = "# frad speed benchmark"
 @dataclass
 class Row:
     stage: str
-    variant: str
+    mode: str
     throughput: float | None = None  # per second
     unit: str = ""
     time_s: float | None = None
@@ -157,8 +157,8 @@ def accuracy_note(settings: Settings, accuracy_net: tuple[str, str], acc_images:
         f"Backbone rows: best of {settings.reps} timed batches of {settings.infer_batch_size} after a warm-up, "
         "input already on the device, outputs are the float32 per-layer maps; speed-up is img/s over the naive row.",
         f"Fused cos = cosine similarity per position between the fused features z (fuse_features to C={settings.channels}, "
-        f"eq. 1–3) of the variant and of the naive fp32 path, mean / min over {acc_images} synthetic test images × "
-        "positions (compiled variants on the bench net: those renders repeated to the timed batch size), "
+        f"eq. 1–3) of the mode and of the naive fp32 path, mean / min over {acc_images} synthetic test images × "
+        "positions (compiled modes on the bench net: those renders repeated to the timed batch size), "
         f"measured on {accuracy_net[0]} with {accuracy_net[1]} weights"
         + (
             f" (the benchmarked {settings.backbone} only has random weights here; its own values are in the "
@@ -204,11 +204,11 @@ def closing_notes(settings: Settings, emulated: bool) -> list[str]:
             f"model (GFE, shuffle loss λ=0.1, K=4 unless the row says otherwise, widths "
             f"{list(settings.widths)}), Adam (torch multi-tensor kernels, as frad.train runs it)."
         )
-    if "baselines" in settings.only:
+    if "compare" in settings.only:
         notes.append(
             "Baselines: `fit_and_score` of frad.padim / frad.patchcore / frad.rd (what `python -m pipeline.padim|"
             f"patchcore|rd` runs) on random fp16 per-layer maps of the cached shapes, {settings.train_images} train "
-            f"and {settings.baseline_test_images} test images, in memory, after a warm-up on one batch; throughput = "
+            f"and {settings.method_test_images} test images, in memory, after a warm-up on one batch; throughput = "
             "test images whose upsampled, blurred anomaly maps are made per second (after the fit); time = PaDiM's "
             "Gaussian fit, PatchCore's memory bank + greedy k-center coreset, RD's student s/epoch; peak memory over "
             "fit and maps together."
@@ -217,25 +217,25 @@ def closing_notes(settings: Settings, emulated: bool) -> list[str]:
 
 
 def fast_path_note(
-    settings: Settings, variants: list[Variant], img_s: dict[str, float], fast: Variant | None, target: str
+    settings: Settings, modes: list[Mode], img_s: dict[str, float], fast: Mode | None, target: str
 ) -> str:
-    """Which variant scoring uses and why; with a backbone_speedup target, which variants reach it."""
+    """Which mode scoring uses and why; with a backbone_speedup target, which modes reach it."""
     naive = img_s.get(NAIVE.key)
     if fast is None or not naive:
         if "backbone" not in settings.only:
             return "Backbone rows were not run (--only): scoring uses the naive backbone path."
         return (
-            f"No variant could be compared with the naive path at mean fused cos ≥ {settings.fast_cos}: "
+            f"No mode could be compared with the naive path at mean fused cos ≥ {settings.fast_cos}: "
             "scoring uses the naive path."
         )
     text = (
-        f"Fast path = the fastest variant whose mean fused cos is ≥ {settings.fast_cos} (the naive path "
+        f"Fast path = the fastest mode whose mean fused cos is ≥ {settings.fast_cos} (the naive path "
         f"competes too): {fast.label}, {img_s[fast.key] / naive:.2f}× the naive path; scoring uses it"
     )
     goal = settings.target_map.get("backbone_speedup")
     if goal is not None:
-        reached = [v.label for v in variants if v != NAIVE and v.key in img_s and img_s[v.key] / naive >= goal]
-        text += f". Speed-up {target}; variants at ≥ {goal:g}× whatever their accuracy: " + (
+        reached = [v.label for v in modes if v != NAIVE and v.key in img_s and img_s[v.key] / naive >= goal]
+        text += f". Speed-up {target}; modes at ≥ {goal:g}× whatever their accuracy: " + (
             ", ".join(reached) if reached else "none"
         )
     return text + "."
@@ -247,17 +247,17 @@ def markdown(head: list[str], rows: list[Row], notes: list[str]) -> str:
     table = []
     for r in rows:
         if r.error is not None:
-            table.append([r.stage, r.variant, "FAILED", "", "", "", "", r.error])
+            table.append([r.stage, r.mode, "FAILED", "", "", "", "", r.error])
             continue
         thr = f"{fmt(r.throughput)} {r.unit}" if r.throughput is not None else "–"
         tim = f"{fmt(r.time_s)} {r.time_unit}" if r.time_s is not None else "–"
         spd = f"{r.speedup:.2f}×" if r.speedup is not None else ""
         table.append(
-            [r.stage, r.variant, thr, tim, spd, cos_text(r.cos) if r.stage == "backbone" else "", _mem(r), r.note]
+            [r.stage, r.mode, thr, tim, spd, cos_text(r.cos) if r.stage == "backbone" else "", _mem(r), r.note]
         )
     text = tabulate(
         table,
-        headers=["stage", "variant", "throughput", "time", "vs naive", "fused cos mean / min", "peak mem", "notes"],
+        headers=["stage", "mode", "throughput", "time", "vs naive", "fused cos mean / min", "peak mem", "notes"],
         tablefmt="github",
         disable_numparse=True,
     )

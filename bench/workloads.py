@@ -1,6 +1,6 @@
-"""What the jobs of ``python -m bench`` run on (``bench.jobs``, ``bench.baseline_jobs``): each job process's
+"""What the jobs of ``python -m bench`` run on (``bench.jobs``, ``bench.method_jobs``): each job process's
 set-up, its inputs (normalised synthetic renders, random per-layer maps of the cached shapes), the backbone and
-its variants, the fused-feature cosine between two variants, FLOP counts, and the grid K a map size allows."""
+its modes, the fused-feature cosine between two modes, FLOP counts, and the grid K a map size allows."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .settings import Settings, Variant
+from .settings import Mode, Settings
 
 
 def start_job(settings: Settings, malloc: bool = False) -> torch.device:
@@ -52,31 +52,29 @@ def synthetic_images(
 
 
 def build_backbone(
-    name: str, weights: str, layers: Sequence[int], variant: Variant, device: torch.device, seed: int
+    name: str, weights: str, layers: Sequence[int], mode: Mode, device: torch.device, seed: int
 ) -> tuple[Any, Callable[[torch.Tensor], dict[int, torch.Tensor]]]:
-    """(Backbone module, callable running it): same weights for every variant (seeded when random)."""
+    """(Backbone module, callable running it): same weights for every mode (seeded when random)."""
     from frad.backbone import load_backbone
 
     torch.manual_seed(seed)
-    backbone = load_backbone(
-        name, weights, layers, channels_last=variant.channels_last, precision=variant.precision
-    ).to(device)
-    return backbone, compiled(backbone, variant, device)
+    backbone = load_backbone(name, weights, layers, channels_last=mode.channels_last, precision=mode.precision).to(
+        device
+    )
+    return backbone, compiled(backbone, mode, device)
 
 
-def as_variant(backbone: Any, variant: Variant) -> Any:
-    """A copy of ``backbone`` (same weights) run as ``variant`` (eager; compile separately)."""
+def as_mode(backbone: Any, mode: Mode) -> Any:
+    """A copy of ``backbone`` (same weights) run as ``mode`` (eager; compile separately)."""
     import copy
 
     out = copy.deepcopy(backbone)
-    out.precision, out.channels_last = variant.precision, variant.channels_last
-    return out.to(memory_format=torch.channels_last if variant.channels_last else torch.contiguous_format)
+    out.precision, out.channels_last = mode.precision, mode.channels_last
+    return out.to(memory_format=torch.channels_last if mode.channels_last else torch.contiguous_format)
 
 
-def compiled(
-    backbone: Any, variant: Variant, device: torch.device
-) -> Callable[[torch.Tensor], dict[int, torch.Tensor]]:
-    if not variant.compile:
+def compiled(backbone: Any, mode: Mode, device: torch.device) -> Callable[[torch.Tensor], dict[int, torch.Tensor]]:
+    if not mode.compile:
         return backbone
     if device.type == "cpu":
         import torch._inductor.config as inductor_config
@@ -86,7 +84,7 @@ def compiled(
 
 
 def fused_cosine(ref: dict[int, torch.Tensor], out: dict[int, torch.Tensor], channels: int) -> tuple[float, float]:
-    """Mean and min over positions of cos(z_variant, z_fp32) of the fused features (eq. 1–3)."""
+    """Mean and min over positions of cos(z_mode, z_fp32) of the fused features (eq. 1–3)."""
     from frad.features import fuse_features
 
     z0 = fuse_features({k: v.float().cpu() for k, v in ref.items()}, channels).double()

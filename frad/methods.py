@@ -3,7 +3,7 @@
 A method is one file ``frad/<name>.py`` that defines
 
 * a frozen dataclass config whose fields are the method's settings — each field but ``seed``, ``layers`` and
-  ``device`` is a params key ``baselines.<name>.<field>`` (its type hint is the type params.yaml must give;
+  ``device`` is a params key ``compare.<name>.<field>`` (its type hint is the type params.yaml must give;
   ``__post_init__`` checks the ranges and raises :class:`frad.errors.ConfigError` naming the key); the default of
   ``layers`` is the backbone layers the method reads from the feature cache;
 * ``fit_and_score(train, test, config, *, image_size, sigma, batch_size, device) -> frad.harness.MethodResult``;
@@ -29,7 +29,7 @@ RUNTIME_FIELDS = ("seed", "layers", "device")
 
 @dataclass(frozen=True)
 class Method:
-    name: str  # params key baselines.<name>, the stage item, data/scores/<category>/<name>/
+    name: str  # params key compare.<name>, the stage item, data/scores/<category>/<name>/
     label: str  # column and plot label
     config: str  # name of the config dataclass in frad/<name>.py
     paper: str  # the method's own paper (cited in the report)
@@ -44,7 +44,7 @@ class Method:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        """The params keys of ``baselines.<name>``, in the config's field order."""
+        """The params keys of ``compare.<name>``, in the config's field order."""
         return tuple(f.name for f in dataclasses.fields(self.config_class) if f.name not in RUNTIME_FIELDS)
 
     @property
@@ -53,7 +53,7 @@ class Method:
         return tuple(next(f.default for f in dataclasses.fields(self.config_class) if f.name == "layers"))
 
     def make_config(self, settings: Mapping[str, Any], seed: int = 0, device: str = "cpu") -> Any:
-        """The config from the ``baselines.<name>`` settings and the harness's seed (and device, if it has one)."""
+        """The config from the ``compare.<name>`` settings and the harness's seed (and device, if it has one)."""
         extra: dict[str, Any] = {"seed": seed}
         if "device" in {f.name for f in dataclasses.fields(self.config_class)}:
             extra["device"] = device

@@ -31,10 +31,10 @@ class PadimConfig:
     layers: tuple[int, ...] = (1, 2, 3)
 
     def __post_init__(self) -> None:
-        check_positive_int(self.d, "baselines.padim.d")
-        object.__setattr__(self, "eps", check_positive(self.eps, "baselines.padim.eps"))
-        check_seed(self.seed, "baselines.padim.seed")
-        object.__setattr__(self, "layers", check_layers(self.layers, "baselines.padim.layers"))
+        check_positive_int(self.d, "compare.padim.d")
+        object.__setattr__(self, "eps", check_positive(self.eps, "compare.padim.eps"))
+        check_seed(self.seed, "compare.padim.seed")
+        object.__setattr__(self, "layers", check_layers(self.layers, "compare.padim.layers"))
 
 
 @dataclass
@@ -50,7 +50,7 @@ def check_backbone(config: PadimConfig, backbone: str, channels: Mapping[int, in
     total = sum(channels[layer] for layer in config.layers)
     if config.d > total:
         raise ConfigError(
-            f"baselines.padim.d={config.d} exceeds the {total} channels of {backbone}'s layers {list(config.layers)}; "
+            f"compare.padim.d={config.d} exceeds the {total} channels of {backbone}'s layers {list(config.layers)}; "
             "lower it (the PaDiM paper: 550 for WRN50-2, 100 for ResNet-18-size backbones)"
         )
 
@@ -59,7 +59,7 @@ def channel_subset(total: int, d: int, seed: int) -> torch.Tensor:
     """The fixed random subset of d of the ``total`` concatenated channels (§3.1), from a seeded generator.
     Sorted: the Mahalanobis distance does not depend on the channel order."""
     if d > total:
-        raise ConfigError(f"baselines.padim.d must be at most {total} (the channels of the layers used), got {d}")
+        raise ConfigError(f"compare.padim.d must be at most {total} (the channels of the layers used), got {d}")
     return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:d].sort().values
 
 
@@ -121,7 +121,7 @@ def fit(
     if bool((info != 0).any()):
         raise DataError(
             "PaDiM covariance is not positive definite at some position (NaN/inf in the train features?); "
-            "check the feature cache or raise baselines.padim.eps"
+            "check the feature cache or raise compare.padim.eps"
         )
     return PadimModel(channels=channels, mean=mean, precision=torch.cholesky_inverse(chol), grid=grid)
 

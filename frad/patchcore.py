@@ -42,18 +42,18 @@ class PatchcoreConfig:
     def __post_init__(self) -> None:
         c = self.coreset
         if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 1:
-            raise ConfigError(f"baselines.patchcore.coreset must be in (0, 1], got {c!r}")
+            raise ConfigError(f"compare.patchcore.coreset must be in (0, 1], got {c!r}")
         object.__setattr__(self, "coreset", float(c))
-        check_positive_int(self.dims, "baselines.patchcore.dims")
-        check_positive_int(self.projection, "baselines.patchcore.projection")
+        check_positive_int(self.dims, "compare.patchcore.dims")
+        check_positive_int(self.projection, "compare.patchcore.projection")
         p = self.neighbourhood
-        if check_positive_int(p, "baselines.patchcore.neighbourhood") % 2 == 0:
-            raise ConfigError(f"baselines.patchcore.neighbourhood must be odd (a centred p×p patch), got {p}")
+        if check_positive_int(p, "compare.patchcore.neighbourhood") % 2 == 0:
+            raise ConfigError(f"compare.patchcore.neighbourhood must be odd (a centred p×p patch), got {p}")
         if not isinstance(self.reweight, bool):
-            raise ConfigError(f"baselines.patchcore.reweight must be true or false, got {self.reweight!r}")
-        check_positive_int(self.k, "baselines.patchcore.k")
-        check_seed(self.seed, "baselines.patchcore.seed")
-        object.__setattr__(self, "layers", check_layers(self.layers, "baselines.patchcore.layers"))
+            raise ConfigError(f"compare.patchcore.reweight must be true or false, got {self.reweight!r}")
+        check_positive_int(self.k, "compare.patchcore.k")
+        check_seed(self.seed, "compare.patchcore.seed")
+        object.__setattr__(self, "layers", check_layers(self.layers, "compare.patchcore.layers"))
 
 
 def aggregate(x: torch.Tensor, p: int) -> torch.Tensor:

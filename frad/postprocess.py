@@ -43,7 +43,7 @@ def gaussian_blur(maps: torch.Tensor, sigma: float, truncate: float = 4.0) -> to
 
 def to_image_maps(d: torch.Tensor, image_size: int, sigma: float) -> torch.Tensor:
     """Per-position scores (N, h, w) → (N, S, S) maps on d's device: bilinear upsampling to the image size,
-    then the Gaussian σ filter (§1.5). Shared by FRAD and the baselines so every method is post-processed alike."""
+    then the Gaussian σ filter (§1.5). Shared by FRAD and the comparison methods so every method is post-processed alike."""
     up = F.interpolate(d[:, None], size=(image_size, image_size), mode="bilinear", align_corners=False)[:, 0]
     return gaussian_blur(up, sigma)
 

@@ -53,26 +53,26 @@ class RDConfig:
     student_output: str = "relu"  # their de-ResNet; "linear": no ReLU at the decoder stages' outputs
 
     def __post_init__(self) -> None:
-        check_positive_int(self.epochs, "baselines.rd.epochs")
+        check_positive_int(self.epochs, "compare.rd.epochs")
         if self.student_output not in ("relu", "linear"):
-            raise ConfigError(f"baselines.rd.student_output must be 'relu' or 'linear', got {self.student_output!r}")
-        check_positive_int(self.batch_size, "baselines.rd.batch_size")
-        object.__setattr__(self, "lr", check_positive(self.lr, "baselines.rd.lr"))
+            raise ConfigError(f"compare.rd.student_output must be 'relu' or 'linear', got {self.student_output!r}")
+        check_positive_int(self.batch_size, "compare.rd.batch_size")
+        object.__setattr__(self, "lr", check_positive(self.lr, "compare.rd.lr"))
         betas = tuple(self.betas)
         if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-            raise ConfigError(f"baselines.rd.betas must be two numbers in [0, 1), got {list(betas)}")
+            raise ConfigError(f"compare.rd.betas must be two numbers in [0, 1), got {list(betas)}")
         object.__setattr__(self, "betas", tuple(float(b) for b in betas))
-        check_seed(self.seed, "baselines.rd.seed")
-        layers = check_layers(self.layers, "baselines.rd.layers")
+        check_seed(self.seed, "compare.rd.seed")
+        layers = check_layers(self.layers, "compare.rd.layers")
         if layers != tuple(range(layers[0], layers[-1] + 1)):
             raise ConfigError(
-                f"baselines.rd.layers must be consecutive (the decoder mirrors the backbone), got {list(layers)}"
+                f"compare.rd.layers must be consecutive (the decoder mirrors the backbone), got {list(layers)}"
             )
         object.__setattr__(self, "layers", layers)
         try:
             check_device(self.device)
         except ConfigError:
-            raise ConfigError(f"baselines.rd.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}") from None
+            raise ConfigError(f"compare.rd.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}") from None
 
 
 def _bn_relu(conv: nn.Module, c: int) -> list[nn.Module]:
@@ -229,7 +229,7 @@ def train_rd(
             loss.backward()
             opt.step()
             sums[step, 0] = loss.detach()
-        history.append(epoch_mean(sums, bs, n, epoch + 1, "baselines.rd.lr")[0].item())
+        history.append(epoch_mean(sums, bs, n, epoch + 1, "compare.rd.lr")[0].item())
         bar.set_postfix(loss=f"{history[-1]:.4f}")
     return model.eval(), history
 

@@ -4,7 +4,7 @@ its training curves as DVC plots.
 Per development category (``choices.categories``): one row per ``choices.variants`` entry — image AUROC, pixel
 AUROC, AU-PRO in %, mean ± sample std over ``train.seeds`` — marked against the reference row (the entry that
 changes nothing: the defaults): ▲ / ▼ better / worse beyond seed noise (|Δ| > √(σa² + σb²), the rule of Tables
-3–4), ≈ within it; then the same-harness baselines (``baselines.methods``) on the same category and seeds. Each
+3–4), ≈ within it; then the same-harness comparison methods (``compare.methods``) on the same category and seeds. Each
 default decision (:data:`DECISIONS`) is printed with the measured verdicts of its key. Curves:
 ``reports/training/<loss|image_auroc>/<category>.json``, rows ``{method, epoch, value}`` averaged over seeds
 (image AUROC per epoch is for the study only, never used to stop or select).
@@ -79,10 +79,10 @@ def load_study(p: Params) -> dict[str, dict[str, list[Score]]]:
     return out
 
 
-def load_baselines(p: Params) -> dict[str, dict[str, list[Score]]]:
-    """{category: {method: [Score per seed]}} of the same-harness baselines on the study's categories."""
+def load_compared(p: Params) -> dict[str, dict[str, list[Score]]]:
+    """{category: {method: [Score per seed]}} of the comparison methods on the study's categories."""
     return {
-        c: {m: [load_score(score_path(c, m, s), c, m, s, None) for s in p.train.seeds] for m in p.baselines.methods}
+        c: {m: [load_score(score_path(c, m, s), c, m, s, None) for s in p.train.seeds] for m in p.compare.methods}
         for c in p.choices.categories
     }
 
@@ -118,7 +118,7 @@ def verdicts(study: dict[str, dict[str, list[Score]]], p: Params, variant: str) 
     return "beyond seed noise: " + ", ".join(found) if found else "within seed noise everywhere"
 
 
-def render(study: dict, baselines: dict, p: Params, seconds: float | None = None) -> str:
+def render(study: dict, compared: dict, p: Params, seconds: float | None = None) -> str:
     """The Markdown of reports/choices.md; ``seconds``: the study's summed item times (see :func:`study_seconds`)."""
     ref = _reference(p)
     seeds = len(p.train.seeds)
@@ -143,7 +143,7 @@ def render(study: dict, baselines: dict, p: Params, seconds: float | None = None
         for v, change in p.choices.variants.items():
             cells = [_cell(stat({c: study[c][v]}, [c], m), None if v == ref else refs.get(m)) for m in METRICS]
             rows.append([v + (" (reference)" if v == ref else ""), _label(change, p), *cells])
-        for m, scores in baselines[c].items():
+        for m, scores in compared[c].items():
             cells = [_cell(stat({c: scores}, [c], k), None) for k in METRICS]
             rows.append([f"{METHOD_LABELS.get(m, m)} (same harness)", DASH, *cells])
         lines += [f"## {c}", "", markdown_table(headers, rows, n_checks=1), ""]
@@ -210,8 +210,8 @@ def run(argv: Sequence[str]) -> None:
         )
         log.info("choices report: the study is off (choices.enabled: false)")
         return
-    study, baselines = load_study(p), load_baselines(p)
-    text = render(study, baselines, p, study_seconds(p))
+    study, compared = load_study(p), load_compared(p)
+    text = render(study, compared, p, study_seconds(p))
     write_training(p, TRAINING, enabled=True)
     write_text(OUT, text)
     log.info("choices report: %d categories, %d variants -> %s", len(study), len(p.choices.variants), OUT)

@@ -22,10 +22,10 @@ log = logging.getLogger("frad.compare")
 
 
 def run(params: Params, method: str, category: str, seed: int) -> dict:
-    """Fit and score ``method`` (its ``baselines.<method>`` settings, seeded) on one category; write its results."""
+    """Fit and score ``method`` (its ``compare.<method>`` settings, seeded) on one category; write its results."""
     if method not in METHODS:
         raise ConfigError(f"unknown comparison method {method!r}; frad.methods.METHODS has {', '.join(METHODS)}")
-    config = params.baselines.config(method, seed, params.train.device)
+    config = params.compare.config(method, seed, params.train.device)
     cache = FeatureCache(FEATURES / category)
     log.info("%s on %s, seed %d: %s", method, category, seed, config)
     result = METHODS[method].fit_and_score(

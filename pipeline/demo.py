@@ -31,9 +31,9 @@ DEMO_PARAMS = {
     "train.device": "cpu",
     "choices.categories": [],  # no open-choices study items (the study is off by default anyway)
     "ablation.layers": ["L3"],  # Table 4 with one extra layer set (L1 trains on 4x larger maps: slowest stages)
-    # Same-harness baselines sized for Lite0's 24/40/112 channels (the defaults are WRN50-2's).
-    "baselines.padim": {"d": 100, "eps": 0.01},
-    "baselines.patchcore": {
+    # Comparison methods sized for Lite0's 24/40/112 channels (the defaults are WRN50-2's).
+    "compare.padim": {"d": 100, "eps": 0.01},
+    "compare.patchcore": {
         "coreset": 0.1,
         "dims": 128,
         "projection": 128,
@@ -41,7 +41,7 @@ DEMO_PARAMS = {
         "reweight": False,
         "k": 9,
     },
-    "baselines.rd": {"epochs": 30, "batch_size": 16, "lr": 0.005, "betas": [0.5, 0.999], "student_output": "relu"},
+    "compare.rd": {"epochs": 30, "batch_size": 16, "lr": 0.005, "betas": [0.5, 0.999], "student_output": "relu"},
 }
 
 

@@ -1,8 +1,8 @@
-"""What every scoring stage shares (FRAD's `score`, the baselines' `baseline`): :func:`evaluate` measures one
+"""What every scoring stage shares (FRAD's `score`, the comparison methods' `compare`): :func:`evaluate` measures one
 method's test maps and image scores the same way — image AUROC, pixel AUROC, AU-PRO (``frad.metrics``) into
 data/scores/<category>/<method>/seed<seed>.json, per-image statistics for the report's bootstrap intervals
 (``frad.bootstrap``) next to it (``seed<seed>_boot.npz``), ROC/PRO curves into data/curves/…, and a few maps for the
-report's figures. Knows no model: the baselines' stages do not depend on FRAD's network or training."""
+report's figures. Knows no model: the comparison methods' stages do not depend on FRAD's network or training."""
 
 from __future__ import annotations
 

@@ -123,17 +123,17 @@ class AblationParams:
 
 
 @dataclass(frozen=True)
-class BaselinesParams:
+class CompareParams:
     methods: tuple[str, ...]
     settings: Mapping[str, Mapping[str, Any]]
-    """``baselines.<name>`` of every registered method (frad.methods.METHODS), type-checked."""
+    """``compare.<name>`` of every registered method (frad.methods.METHODS), type-checked."""
 
     @classmethod
-    def from_values(cls, values: dict) -> BaselinesParams:
+    def from_values(cls, values: dict) -> CompareParams:
         return cls(tuple(values["methods"]), {name: values[name] for name in METHODS})
 
     def config(self, name: str, seed: int = 0, device: str = "cpu") -> Any:
-        """The method's config (frad.methods): its ``baselines.<name>`` settings, the stage's seed and device."""
+        """The method's config (frad.methods): its ``compare.<name>`` settings, the stage's seed and device."""
         return METHODS[name].make_config(self.settings[name], seed, device)
 
 
@@ -173,7 +173,7 @@ class Params:
     train: TrainParams
     score: ScoreParams
     ablation: AblationParams
-    baselines: BaselinesParams
+    compare: CompareParams
     choices: ChoicesParams
     bootstrap: BootstrapParams
 
@@ -241,8 +241,8 @@ class Params:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """Every scored method: the FRAD variants, then the same-harness baselines."""
-        return (*self.frad_variants, *self.baselines.methods)
+        """Every scored method: the FRAD variants, then the comparison methods."""
+        return (*self.frad_variants, *self.compare.methods)
 
 
 def _build(cls: type, values: dict) -> Any:
@@ -301,13 +301,13 @@ def _cross_checks(p: Params) -> None:
             f"score.top_k={p.score.top_k} exceeds the {d.image_size}x{d.image_size} pixels of an anomaly map; lower it"
         )
     for name in METHODS:
-        config = p.baselines.config(name)  # the config's own range checks, for every method's settings
-        if name not in p.baselines.methods:
+        config = p.compare.config(name)  # the config's own range checks, for every method's settings
+        if name not in p.compare.methods:
             continue
         missing = sorted(set(config.layers) - cache)
         if missing:
             raise ConfigError(
-                f"baselines.methods: {name} needs backbone layers {list(config.layers)}, and features.cache_layers "
+                f"compare.methods: {name} needs backbone layers {list(config.layers)}, and features.cache_layers "
                 f"{sorted(cache)} lacks layer {missing[0]}; add it there"
             )
         METHODS[name].check_backbone(config, p.backbone.name, BACKBONE_CHANNELS[p.backbone.name])
@@ -327,7 +327,7 @@ def _check_choices(p: Params) -> None:
     for name, change in p.choices.variants.items():
         if change is None:
             continue
-        q = replace(p.with_choice(name), ablation=main_only, baselines=replace(p.baselines, methods=()))
+        q = replace(p.with_choice(name), ablation=main_only, compare=replace(p.compare, methods=()))
         try:
             if p.choices.enabled:
                 _cross_checks(q)

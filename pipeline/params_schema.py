@@ -192,7 +192,7 @@ def _typed(hint: Any) -> Callable[[str, Any], Any]:
 
 
 def _method_schema(name: str) -> dict[str, Callable[[str, Any], Any]]:
-    """``baselines.<name>``: one key per field of the method's config (frad.methods), typed by its hint."""
+    """``compare.<name>``: one key per field of the method's config (frad.methods), typed by its hint."""
     cls = METHODS[name].config_class
     hints = get_type_hints(cls)
     return {key: _typed(hints[key]) for key in METHODS[name].keys}
@@ -288,7 +288,7 @@ SCHEMA: dict[str, Any] = {
         "top_k": _int(1),
     },
     "ablation": {"layers": _layer_variants},
-    "baselines": {"methods": _methods, **{name: _method_schema(name) for name in METHODS}},
+    "compare": {"methods": _methods, **{name: _method_schema(name) for name in METHODS}},
     "choices": {"enabled": _bool, "categories": _names(allow_empty=True), "variants": _variants},
     "bootstrap": {"resamples": _resamples, "seed": _int(0)},
 }

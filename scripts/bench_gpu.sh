@@ -45,7 +45,7 @@ step bench-cuda "${T_BENCH:-230}" "$PY" -m bench --device "$DEVICE" --out "$TMP/
   --json "$OUT/bench-cuda.json" "${TARGETS[@]}" "${BENCH_ARGS[@]}"
 # RD's 200 epochs of the WRN50-2-size student (~106 GFLOP per sample) would not fit the step: RD_EPOCHS of them
 step stages-cuda "${T_STAGES:-200}" "$PY" scripts/time_stages.py --set train.device="$DEVICE" \
-  --set backbone.precision=bf16 --set backbone.channels_last=true --set baselines.rd.epochs="${RD_EPOCHS:-20}" \
+  --set backbone.precision=bf16 --set backbone.channels_last=true --set compare.rd.epochs="${RD_EPOCHS:-20}" \
   --choices defaults "${STAGES_ARGS[@]}"
 step bench-cuda-compile "${T_COMPILE:-150}" "$PY" -m bench --device "$DEVICE" --compile \
   --only backbone,scoring --out "$TMP/bench-compile.md" "${TARGETS[@]}" "${BENCH_ARGS[@]}"

@@ -10,7 +10,7 @@ dvc.yaml calls them.
 Default: one synthetic category of MVTec-bottle size (209 train, 20 good + 3×21 defective test
 images) at 256², WRN50-2 with random weights (no ImageNet file needed), the paper's model and
 100 epochs, every baseline with its params.yaml settings. Values of --set are YAML
-(``--set backbone.precision=bf16``, ``--set baselines.rd.epochs=20``). Prints one Markdown table.
+(``--set backbone.precision=bf16``, ``--set compare.rd.epochs=20``). Prints one Markdown table.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         ("features", [category]),
         ("train", [category, args.variant, "0"]),
         ("score", [category, args.variant, "0"]),
-        *(("compare", [method, category, "0"]) for method in args.baselines),
+        *(("compare", [method, category, "0"]) for method in args.compare),
         *(("choice", [category, name, "0"]) for name in args.choices),
     ]
     rows = []
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| stage | wall (s) | exit | last line |\n|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(str(x).replace("|", "/") for x in r) + " |")
-    timed = [(m, phases(dest, category, m)) for m in args.baselines]
+    timed = [(m, phases(dest, category, m)) for m in args.compare]
     if any(t for _, t in timed):
         print("\n| baseline | phases inside the stage (s) |\n|---|---|")
         for method, text in timed:

@@ -16,7 +16,7 @@ BASE: dict = yaml.safe_load((Path(__file__).resolve().parent.parent / "params.ya
 """The project's params.yaml, as a plain dict."""
 DELETE = object()  # marker for changed(): remove the key
 
-# Tiny but complete: 1 synthetic category, all stages and baselines, 1 epoch, EfficientNet-Lite0 ImageNet weights.
+# Tiny but complete: 1 synthetic category, all stages and comparison methods, 1 epoch, EfficientNet-Lite0 ImageNet weights.
 TINY = {
     "data.source": "synthetic",
     "data.categories": ["tile"],
@@ -34,9 +34,9 @@ TINY = {
     "train.device": "cpu",
     "score.n_figures": 1,
     "ablation.layers": ["L3"],
-    "baselines.padim": {"d": 16, "eps": 0.01},
-    "baselines.patchcore": {"coreset": 0.5, "dims": 32, "projection": 8, "neighbourhood": 3, "reweight": False, "k": 3},
-    "baselines.rd": {"epochs": 1, "batch_size": 4, "lr": 0.005, "betas": [0.5, 0.999], "student_output": "relu"},
+    "compare.padim": {"d": 16, "eps": 0.01},
+    "compare.patchcore": {"coreset": 0.5, "dims": 32, "projection": 8, "neighbourhood": 3, "reweight": False, "k": 3},
+    "compare.rd": {"epochs": 1, "batch_size": 4, "lr": 0.005, "betas": [0.5, 0.999], "student_output": "relu"},
     "choices.categories": [],  # no study items (tests/test_study.py covers them)
 }
 

@@ -106,7 +106,7 @@ def test_padim_channel_subset_is_seeded():
     a, b = padim.channel_subset(176, 100, 0), padim.channel_subset(176, 100, 0)
     assert torch.equal(a, b) and len(set(a.tolist())) == 100 and int(a.max()) < 176
     assert not torch.equal(a, padim.channel_subset(176, 100, 1))
-    with pytest.raises(ConfigError, match="baselines.padim.d must be at most 176"):
+    with pytest.raises(ConfigError, match="compare.padim.d must be at most 176"):
         padim.channel_subset(176, 177, 0)
 
 
@@ -261,7 +261,7 @@ def test_rd_training_is_bitwise_reproducible_and_divergence_is_reported():
     _, h3 = rd.train_rd(train, rd.RDConfig(epochs=2, batch_size=2, seed=2))
     assert h3 != h1
     train[2][3, 0, 0, 0] = float("nan")
-    with pytest.raises(TrainingError, match="epoch 1.*baselines.rd.lr"):
+    with pytest.raises(TrainingError, match="epoch 1.*compare.rd.lr"):
         rd.train_rd(train, cfg)
 
 
@@ -295,14 +295,14 @@ FIT_CASES = {
 
 
 def test_every_registered_method_has_small_test_settings():
-    assert {f"baselines.{name}" for name in REGISTRY} <= set(TINY)
+    assert {f"compare.{name}" for name in REGISTRY} <= set(TINY)
 
 
 @pytest.mark.parametrize("case", sorted(FIT_CASES))
 def test_fit_and_score_finds_the_out_of_distribution_patch(case):
     name, change = FIT_CASES[case]
     method = REGISTRY[name]
-    cfg = method.make_config({**TINY[f"baselines.{name}"], **change}, seed=0)
+    cfg = method.make_config({**TINY[f"compare.{name}"], **change}, seed=0)
     train, test = _synthetic({1: 8, 2: 12, 3: 16}, n_train=16)
     train, test = {l: train[l] for l in cfg.layers}, {l: test[l] for l in cfg.layers}
     res = method.fit_and_score(train, test, cfg, image_size=32, sigma=1.0, batch_size=2)
@@ -318,16 +318,16 @@ def test_fit_and_score_finds_the_out_of_distribution_patch(case):
 @pytest.mark.parametrize(
     "make, key",
     [
-        (lambda: padim.PadimConfig(d=0), "baselines.padim.d"),
-        (lambda: padim.PadimConfig(eps=-1.0), "baselines.padim.eps"),
-        (lambda: padim.PadimConfig(layers=(1, 4)), "baselines.padim.layers"),
-        (lambda: patchcore.PatchcoreConfig(coreset=0.0), r"baselines.patchcore.coreset must be in \(0, 1\]"),
-        (lambda: patchcore.PatchcoreConfig(neighbourhood=2), "baselines.patchcore.neighbourhood must be odd"),
-        (lambda: patchcore.PatchcoreConfig(seed=-1), "baselines.patchcore.seed"),
-        (lambda: rd.RDConfig(betas=(0.5, 1.0)), "baselines.rd.betas"),
-        (lambda: rd.RDConfig(layers=(1, 3)), "baselines.rd.layers must be consecutive"),
-        (lambda: rd.RDConfig(device="gpu"), "baselines.rd.device"),
-        (lambda: rd.RDConfig(student_output="tanh"), "baselines.rd.student_output"),
+        (lambda: padim.PadimConfig(d=0), "compare.padim.d"),
+        (lambda: padim.PadimConfig(eps=-1.0), "compare.padim.eps"),
+        (lambda: padim.PadimConfig(layers=(1, 4)), "compare.padim.layers"),
+        (lambda: patchcore.PatchcoreConfig(coreset=0.0), r"compare.patchcore.coreset must be in \(0, 1\]"),
+        (lambda: patchcore.PatchcoreConfig(neighbourhood=2), "compare.patchcore.neighbourhood must be odd"),
+        (lambda: patchcore.PatchcoreConfig(seed=-1), "compare.patchcore.seed"),
+        (lambda: rd.RDConfig(betas=(0.5, 1.0)), "compare.rd.betas"),
+        (lambda: rd.RDConfig(layers=(1, 3)), "compare.rd.layers must be consecutive"),
+        (lambda: rd.RDConfig(device="gpu"), "compare.rd.device"),
+        (lambda: rd.RDConfig(student_output="tanh"), "compare.rd.student_output"),
     ],
 )
 def test_configs_name_the_bad_key(make, key):

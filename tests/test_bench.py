@@ -62,13 +62,13 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
         assert (needle in text) == (needle not in ("FAILED", "target")), needle  # no target given: no verdict
 
     rows = json.loads(raw.read_text())["rows"]
-    labels = [(r["stage"], r["variant"]) for r in rows]
+    labels = [(r["stage"], r["mode"]) for r in rows]
     assert [s for s, _ in labels] == (
         ["ceiling"]
         + ["backbone"] * 4
         + ["training"] * 2
         + ["scoring"]
-        + ["baselines"] * 3
+        + ["compare"] * 3
         + ["coreset"]
         + ["metrics"] * 3
     )
@@ -110,23 +110,23 @@ def test_only_runs_the_named_row_groups(tmp_path, capsys):
         parse_args(["--only", "training,speed"])
     assert err.value.code == 2
     assert (
-        "--only takes a comma list drawn from ceiling,backbone,training,scoring,baselines,coreset,metrics"
+        "--only takes a comma list drawn from ceiling,backbone,training,scoring,compare,coreset,metrics"
         in capsys.readouterr().err
     )
 
 
-def test_quick_baselines_give_one_row_per_method(tmp_path, capsys):
-    """--only baselines: PaDiM, PatchCore and RD each fit and make maps in their own process, with positive numbers;
+def test_quick_comparison_methods_give_one_row_per_method(tmp_path, capsys):
+    """--only compare: PaDiM, PatchCore and RD each fit and make maps in their own process, with positive numbers;
     a partial run writes only where --out says (the full table in reports/benchmark.md stays)."""
     raw = tmp_path / "bench.json"
-    argv = ["--quick", "--device", "cpu", "--backbone", "tf_efficientnet_lite0", "--only", "baselines"]
+    argv = ["--quick", "--device", "cpu", "--backbone", "tf_efficientnet_lite0", "--only", "compare"]
     assert bench_main([*argv, "--json", str(raw)]) == 0
     assert "not written: --only ran part of the table" in capsys.readouterr().err
     rows = json.loads(raw.read_text())["rows"]
-    assert [(r["stage"], r["variant"].split()[0]) for r in rows] == [
-        ("baselines", "PaDiM"),
-        ("baselines", "PatchCore"),
-        ("baselines", "RD"),
+    assert [(r["stage"], r["mode"].split()[0]) for r in rows] == [
+        ("compare", "PaDiM"),
+        ("compare", "PatchCore"),
+        ("compare", "RD"),
     ]
     for r in rows:
         assert r["error"] is None, r
@@ -152,18 +152,18 @@ def test_quick_coreset_row_times_the_pruned_loop_against_the_dense_one(tmp_path)
     assert row["time_s"] > 0 and res["dense_s"] > 0 and res["dense_floor_s"] > 0 and res["bandwidth_gb_s"] > 0
 
 
-def test_baseline_configs_follow_the_method_defaults():
-    from bench.baseline_jobs import baseline_config
+def test_method_configs_follow_the_method_defaults():
+    from bench.method_jobs import method_config
 
     full = resolve_settings(parse_args(["--device", "cpu"]))
-    assert baseline_config(full, "padim").d == 550  # WRN50-2 channels (PaDiM §4.1)
+    assert method_config(full, "padim").d == 550  # WRN50-2 channels (PaDiM §4.1)
     lite = resolve_settings(parse_args(["--device", "cpu", "--backbone", "tf_efficientnet_lite0"]))
-    assert baseline_config(lite, "padim").d == 100
-    pc = baseline_config(full, "patchcore")
+    assert method_config(lite, "padim").d == 100
+    pc = method_config(full, "patchcore")
     assert (pc.coreset, pc.dims, pc.projection, pc.layers) == (0.1, 1024, 128, (2, 3))
-    rd = baseline_config(full, "rd", epochs=3)
+    rd = method_config(full, "rd", epochs=3)
     assert (rd.lr, rd.batch_size, rd.epochs, rd.layers) == (0.005, 16, 3, (1, 2, 3))
-    assert (full.baseline_test_images, full.rd_epochs) == (83, 1)
+    assert (full.method_test_images, full.rd_epochs) == (83, 1)
 
 
 def test_targets_are_verdicts_only_when_given(tmp_path, capsys):
@@ -333,7 +333,7 @@ def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, mon
     assert by_layers["L3"] == {"train_l3.npy", "test_l3.npy"}
     assert forwards == []
 
-    # the same-harness baselines fit and score on the same cache
+    # the comparison methods fit and score on the same cache
     from frad.methods import METHODS
     from pipeline import compare
 

@@ -42,7 +42,7 @@ CAT = "tile"
 VARIANTS = ("full", "baseline", "gfe", "shuffle")  # ablation.layers: [] -> no L<digits> variants
 # The pipeline of the interruption and determinism tests: 4 trained variants, 20 epochs (long enough to kill one
 # mid-training), CPU (bitwise reproducibility is a CPU promise).
-RUN = {**TINY, "ablation.layers": [], "baselines.methods": [], "train.epochs": 20, "train.device": "cpu"}
+RUN = {**TINY, "ablation.layers": [], "compare.methods": [], "train.epochs": 20, "train.device": "cpu"}
 SMALL_CATEGORY = {"n_train": 3, "n_test_good": 1, "n_test_defect_per_type": 1, "size": 64}
 
 
@@ -97,7 +97,7 @@ def run_in_process(ws: Path, variants=VARIANTS, categories=(CAT,)) -> None:
                     train.run(params, cat, v, 0)
                 for v in variants:
                     score.run(params, cat, v, 0)
-                for method in params.baselines.methods:  # the same-harness baselines, as DVC would run them
+                for method in params.compare.methods:  # the comparison methods, as DVC would run them
                     importlib.import_module(f"pipeline.{method}").run(params, cat, 0)
             report.run([])
     finally:

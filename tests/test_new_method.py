@@ -33,7 +33,7 @@ class ToyConfig:
     layers: tuple[int, ...] = (3,)
 
     def __post_init__(self) -> None:
-        check_positive(self.scale, "baselines.toy.scale")
+        check_positive(self.scale, "compare.toy.scale")
 
 
 def fit_and_score(train, test, config, *, image_size, sigma, batch_size=32, device="cpu"):
@@ -55,8 +55,8 @@ def python(ws, *args: str, check: bool = True) -> subprocess.CompletedProcess:
 def set_toy(ws, settings: dict) -> None:
     path = ws / "params.yaml"
     params = yaml.safe_load(path.read_text())
-    params["baselines"]["methods"] = ["padim", "toy"]
-    params["baselines"]["toy"] = settings
+    params["compare"]["methods"] = ["padim", "toy"]
+    params["compare"]["toy"] = settings
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -71,10 +71,10 @@ def test_a_toy_method_is_validated_staged_reported_and_plotted(tmp_path):
     # validated at load, from the config: an unknown key, then a range its __post_init__ rejects
     set_toy(ws, {"scale": 2.0, "shift": 1})
     bad = python(ws, "-m", "pipeline.compare", "toy", "tile", "0", check=False)
-    assert bad.returncode == 2 and "unknown key baselines.toy.shift" in bad.stderr
+    assert bad.returncode == 2 and "unknown key compare.toy.shift" in bad.stderr
     set_toy(ws, {"scale": -1.0})
     bad = python(ws, "-m", "pipeline.compare", "toy", "tile", "0", check=False)
-    assert bad.returncode == 2 and "baselines.toy.scale must be a positive number, got -1.0" in bad.stderr
+    assert bad.returncode == 2 and "compare.toy.scale must be a positive number, got -1.0" in bad.stderr
     set_toy(ws, {"scale": 2.0})
 
     # staged: the compare family's generated code deps already cover it (frad/${item.method}.py)

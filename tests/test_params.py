@@ -169,7 +169,7 @@ RANGES = {
     "data.image_size=16": (changed(data__image_size=16), "data.image_size must be >= 32"),
     "padim.d_above_lite0_channels": (
         changed(backbone__name="tf_efficientnet_lite0"),
-        "baselines.padim.d=550 exceeds the 176 channels of tf_efficientnet_lite0's layers [1, 2, 3]",
+        "compare.padim.d=550 exceeds the 176 channels of tf_efficientnet_lite0's layers [1, 2, 3]",
     ),
     "data.crop=0": (changed(data__crop=0), "data.crop must be > 0.0, got 0"),
     "data.crop=1.2": (changed(data__crop=1.2), "data.crop must be <= 1.0, got 1.2"),
@@ -208,20 +208,20 @@ TYPES = {
     ),
     "seeds_twice": (changed(train__seeds=[0, 1, 0]), "train.seeds lists seed 0 more than once"),
     "unknown_method": (
-        changed(baselines__methods=["padim", "patchcor"]),
+        changed(compare__methods=["padim", "patchcor"]),
         "unknown method 'patchcor'",
         "did you mean patchcore?",
     ),
-    "coreset_0": (changed(baselines__patchcore__coreset=0), "baselines.patchcore.coreset must be in (0, 1], got 0"),
-    "bool_for_method_int": (changed(baselines__padim__d=True), "baselines.padim.d must be an integer, got True"),
-    "method_betas_short": (changed(baselines__rd__betas=[0.5]), "baselines.rd.betas must be a list of 2 values"),
+    "coreset_0": (changed(compare__patchcore__coreset=0), "compare.patchcore.coreset must be in (0, 1], got 0"),
+    "bool_for_method_int": (changed(compare__padim__d=True), "compare.padim.d must be an integer, got True"),
+    "method_betas_short": (changed(compare__rd__betas=[0.5]), "compare.rd.betas must be a list of 2 values"),
     "method_range_from_its_config": (
-        changed(baselines__rd__student_output="tanh"),
-        "baselines.rd.student_output must be 'relu' or 'linear', got 'tanh'",
+        changed(compare__rd__student_output="tanh"),
+        "compare.rd.student_output must be 'relu' or 'linear', got 'tanh'",
     ),
-    "method_unknown_key": (changed(baselines__padim__k=3), "unknown key baselines.padim.k"),
+    "method_unknown_key": (changed(compare__padim__k=3), "unknown key compare.padim.k"),
     "padim_without_layer_1": (
-        changed(features__cache_layers=[2, 3], ablation__layers=[], baselines__methods=["padim"]),
+        changed(features__cache_layers=[2, 3], ablation__layers=[], compare__methods=["padim"]),
         "padim needs backbone layers [1, 2, 3]",
         "lacks layer 1",
     ),
@@ -293,7 +293,7 @@ def test_categories_alone_select_categories():
 
 
 def test_variants_are_defined_once():
-    p = validate_params(changed(ablation__layers=["L1", "L23", "L123"], baselines__methods=["rd"]))
+    p = validate_params(changed(ablation__layers=["L1", "L23", "L123"], compare__methods=["rd"]))
     assert p.frad_variants == ("full", "baseline", "gfe", "shuffle", "L1", "L123")  # L23 is the main model
     assert p.methods == (*p.frad_variants, "rd")
     assert (p.variant("shuffle").gfe, p.variant("shuffle").ssl, p.variant("L1").layers) == (False, True, (1,))
@@ -445,7 +445,7 @@ def test_batch_size_larger_than_train_set_trains(tmp_path, monkeypatch, one_torc
 
 
 def test_each_comparison_method_s_params_are_its_config_fields():
-    """The registry is the schema: baselines.<name> has exactly the method config's fields (seed, layers and device
+    """The registry is the schema: compare.<name> has exactly the method config's fields (seed, layers and device
     are set by the harness), and the loaded params build that config."""
     import dataclasses
 
@@ -455,9 +455,9 @@ def test_each_comparison_method_s_params_are_its_config_fields():
     params = validate_params(raw)
     for name, method in METHODS.items():
         fields = {f.name for f in dataclasses.fields(method.config_class)} - set(RUNTIME_FIELDS)
-        assert set(raw["baselines"][name]) == fields == set(method.keys)
-        config = params.baselines.config(name, seed=3)
+        assert set(raw["compare"][name]) == fields == set(method.keys)
+        config = params.compare.config(name, seed=3)
         assert isinstance(config, method.config_class) and config.seed == 3
         assert {k: getattr(config, k) for k in fields} == {
-            k: tuple(v) if isinstance(v, list) else v for k, v in raw["baselines"][name].items()
+            k: tuple(v) if isinstance(v, list) else v for k, v in raw["compare"][name].items()
         }

@@ -107,8 +107,8 @@ def test_exp_run_and_exp_show(ws):
     assert "image_auroc" in shown
 
 
-def test_one_baselines_params_rerun_only_that_method(ws):
-    set_params(ws, **{"baselines.patchcore.coreset": 0.25})
+def test_one_methods_params_rerun_only_that_method(ws):
+    set_params(ws, **{"compare.patchcore.coreset": 0.25})
     assert status(ws) == stages([], CATS, {"compare": ["patchcore"]})
     assert repro(ws) == stages(REPORTS, CATS, {"compare": ["patchcore"]})
 
@@ -139,7 +139,7 @@ def test_code_changes_rerun_exactly_their_stages(ws):
     assert status(ws) == {"report", "choices_report"}  # the study's report reuses the report's table code
 
 
-def test_frad_code_leaves_the_baselines_up_to_date_and_a_method_file_only_its_items(ws):
+def test_frad_code_leaves_the_comparison_methods_up_to_date_and_a_method_file_only_its_items(ws):
     """The comparison methods run none of FRAD's network or training code: editing frad/train.py or frad/model.py
     dirties FRAD's items only; editing one method's file dirties that method's items and the reports."""
     for name in ("train.py", "model.py"):

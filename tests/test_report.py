@@ -1,4 +1,4 @@
-"""Tests for pipeline.report (tables, seeds, baselines, metrics, figures, plots, errors) and pipeline.paper
+"""Tests for pipeline.report (tables, seeds, comparison methods, metrics, figures, plots, errors) and pipeline.paper
 (transcription). Score files are small and hand-made; expected cells are recomputed here with statistics/math."""
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def test_textures_are_built_in(tmp_path: Path):
                 **STANDARD,
                 "data__categories": ["widget", "carpet", "bottle"],
                 "ablation__layers": [],
-                "baselines__methods": [],
+                "compare__methods": [],
                 **dotted,
             }
         )
@@ -445,7 +445,7 @@ def seeded(tmp_path_factory):
     p = make_params(
         data__categories=["carpet", "widget"],
         ablation__layers=[],
-        baselines__methods=["rd", "patchcore"],
+        compare__methods=["rd", "patchcore"],
         train__seeds=SEEDS,
     )
     for c in p.data.categories:
@@ -524,7 +524,7 @@ def test_seeds_metrics_json(seeded):
         assert metrics["std"][m] == pytest.approx(statistics.stdev(per_seed), abs=1e-12)
         for b in ("rd", "patchcore"):
             assert metrics["methods"][b][m] == pytest.approx(statistics.fmean(per_seed_means(b, cats, i)), abs=1e-12)
-    assert set(metrics["methods"]) == set(p.baselines.methods)
+    assert set(metrics["methods"]) == set(p.compare.methods)
 
 
 def test_seeds_figures_and_plots_use_the_first_seed(seeded):
@@ -553,7 +553,7 @@ def test_metrics_json(built):
 
 
 def test_metric_undefined_everywhere_is_null(tmp_path: Path):
-    p = make_params(data__categories=["blank"], ablation__layers=[], baselines__methods=[], train__seeds=[0])
+    p = make_params(data__categories=["blank"], ablation__layers=[], compare__methods=[], train__seeds=[0])
     root = tmp_path / "scores"
     for m in p.methods:
         write_score(root, "blank", m, (None, 0.9, 0.8))
@@ -564,7 +564,7 @@ def test_metric_undefined_everywhere_is_null(tmp_path: Path):
         "pro": pytest.approx(0.8),
         "categories": 1,
         "seeds": 1,
-    }  # no baselines: no `methods`
+    }  # no comparison methods: no `methods`
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["image_auroc"] is None
     text = (tmp_path / "out" / "tables.md").read_text()
     sec3 = section(text, 3)
@@ -709,7 +709,7 @@ def test_bad_maps_file_leaves_the_previous_report(scores: Path, tmp_path: Path):
         ({"features__layers": []}, "features.layers"),
         ({"data__categories": ["a", "a"]}, "more than once"),
         ({"train__seeds": [0, 0]}, "train.seeds lists seed 0 more than once"),
-        ({"baselines__methods": ["padin"]}, "did you mean padim"),
+        ({"compare__methods": ["padin"]}, "did you mean padim"),
     ],
 )
 def test_bad_params(dotted, match, tmp_path: Path):
@@ -812,7 +812,7 @@ def test_run_and_command_line(scores: Path, tmp_path: Path):
 
 def test_all_paper_categories_at_paper_values(tmp_path: Path):
     """Our scores equal to the paper's: Δ = 0 per category, averages compared with the published values."""
-    p = make_params(data__categories=list(paper.CATEGORIES), ablation__layers=[], baselines__methods=["padim", "rd"])
+    p = make_params(data__categories=list(paper.CATEGORIES), ablation__layers=[], compare__methods=["padim", "rd"])
     root = tmp_path / "scores"
     for c in paper.CATEGORIES:
         for m in p.methods:

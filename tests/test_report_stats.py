@@ -23,7 +23,7 @@ SEEDS = [0, 1]
 
 
 def params(**dotted):
-    base = dict(data__categories=["bottle", "nomask"], ablation__layers=[], baselines__methods=["padim", "rd"])
+    base = dict(data__categories=["bottle", "nomask"], ablation__layers=[], compare__methods=["padim", "rd"])
     return tr.make_params(**{**base, "train__seeds": SEEDS, "bootstrap__resamples": 200, **dotted})
 
 
@@ -93,7 +93,7 @@ def test_best_line_names_a_winner_only_when_it_is_one(built):
 
 def test_best_line_names_the_winner_when_it_is_one(built, tmp_path):
     root, _, _ = built
-    report.build_report(root / "scores", params(baselines__methods=["rd"]), tmp_path / "out")
+    report.build_report(root / "scores", params(compare__methods=["rd"]), tmp_path / "out")
     best = next(line for line in (tmp_path / "out" / "tables.md").read_text().splitlines() if line.startswith("Best"))
     assert best.endswith("objects: FRAD (100.0); all: FRAD (100.0).")
 

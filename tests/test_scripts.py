@@ -28,10 +28,10 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
         "train.epochs=1",
         "train.device=cpu",
         "ablation.layers=[L3]",
-        "baselines.padim.d=16",
-        "baselines.patchcore={coreset: 0.5, dims: 32, projection: 8, neighbourhood: 3, reweight: false, k: 3}",
-        "baselines.rd.epochs=1",
-        "baselines.rd.batch_size=4",
+        "compare.padim.d=16",
+        "compare.patchcore={coreset: 0.5, dims: 32, projection: 8, neighbourhood: 3, reweight: false, k: 3}",
+        "compare.rd.epochs=1",
+        "compare.rd.batch_size=4",
     ]
     args = [a for kv in tiny for a in ("--set", kv)]
     proc = subprocess.run(

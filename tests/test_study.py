@@ -148,7 +148,7 @@ def test_report_marks_differences_against_seed_noise():
     p = validate_params(
         changed(
             train__seeds=[0, 1],
-            baselines__methods=["patchcore"],
+            compare__methods=["patchcore"],
             choices__categories=["bottle"],
             choices__variants={"ref": {}, "up": {"model": {"skips": []}}, "top": {"score": {"top_k": 9}}},
         )
@@ -210,7 +210,7 @@ STUDY = {
     "train.seeds": [0, 1],
     "train.epochs": 2,
     "ablation.layers": [],
-    "baselines.methods": ["patchcore"],
+    "compare.methods": ["patchcore"],
     "choices.enabled": True,
     "choices.categories": ["tile"],
     "choices.variants": {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [1, 2, 3]}}},

@@ -1,8 +1,8 @@
-"""Stage `report`: the paper's Tables 1–4 next to ours, the same-harness baselines, the DVC metrics file,
+"""Stage `report`: the paper's Tables 1–4 next to ours, the same-harness comparison methods, the DVC metrics file,
 per-category figures and ROC/PRO plot files.
 
 Reads ``data/scores/<category>/<method>/seed<s>.json`` for every method the params select (the FRAD variants,
-then ``baselines.methods``) and every seed of ``train.seeds``; writes, each atomically:
+then ``compare.methods``) and every seed of ``train.seeds``; writes, each atomically:
 
 * ``reports/tables.md`` — Table 1 (image / pixel AUROC per category, cells "image / pixel" like the paper) and
   Table 2 (PRO): FRAD ours | paper | Δ, then PaDiM and RD re-run in our harness next to the paper's published

@@ -72,7 +72,7 @@ def category_table(scores: Scores, p: Params, metrics: Sequence[str], boot: Any 
     """Table 1 (metrics = image and pixel AUROC, one "image / pixel" cell) or Table 2 (PRO) for the full model
     and every baseline, with texture, object and total averages."""
     notes = Notes()
-    methods = ["full", *p.baselines.methods]
+    methods = ["full", *p.compare.methods]
     rows: list[list[str]] = []
     for group, label, cats in category_groups(p):
         for c in cats:
@@ -92,7 +92,7 @@ def category_table(scores: Scores, p: Params, metrics: Sequence[str], boot: Any 
 def best_line(scores: Scores, p: Params, metric: str, boot: Any = None) -> str:
     """One line: the best method (highest mean over seeds) per category group, as measured here; with intervals,
     a winner only where its paired difference to every other method excludes 0."""
-    methods = ["full", *p.baselines.methods]
+    methods = ["full", *p.compare.methods]
     parts = []
     for _, label, cats in [*category_groups(p), ("total", "Total average", p.data.categories)]:
         if not cats:

@@ -39,7 +39,7 @@ def benchmark_section(path: Path | None) -> str:
     table = [line for line in text.splitlines() if line.startswith("|")]
     header, rows = (
         table[:2],
-        [r for r in table[2:] if any(k in r for k in ("fast path", "training", "scoring", "baselines", "AU-PRO +"))],
+        [r for r in table[2:] if any(k in r for k in ("fast path", "training", "scoring", "compare", "AU-PRO +"))],
     )
     context = next((line for line in text.splitlines() if line.strip() and not line.startswith(("#", "|"))), "")
     return (
@@ -69,9 +69,9 @@ def summary_metrics(scores: Scores, p: Params, boot: Any = None) -> dict[str, An
     if len(p.train.seeds) > 1:
         out["std"] = {m: stat(scores["full"], cats, m).std for m in METRICS}
     out.update(uncertainty.metrics_fields(boot, "full", cats))
-    if p.baselines.methods:
+    if p.compare.methods:
         out["methods"] = {
             b: {**{m: stat(scores[b], cats, m).mean for m in METRICS}, **uncertainty.metrics_fields(boot, b, cats)}
-            for b in p.baselines.methods
+            for b in p.compare.methods
         }
     return out

@@ -25,8 +25,8 @@ def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
     (:func:`.intervals.load_bootstrap`), or None."""
     d = p.data
     seeds = p.train.seeds
-    baselines = ", ".join(METHOD_LABELS[m] for m in p.baselines.methods)
-    not_in_paper = ", ".join(METHOD_LABELS[m] for m in p.baselines.methods if m not in paper.IN_PAPER)
+    methods = ", ".join(METHOD_LABELS[m] for m in p.compare.methods)
+    not_in_paper = ", ".join(METHOD_LABELS[m] for m in p.compare.methods if m not in paper.IN_PAPER)
     lines = [
         HEADER,
         "",
@@ -44,15 +44,15 @@ def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
         f"All values in %. *paper* = the FRAD paper's published column; Δ = ours − paper, computed from the values as "
         f"shown; {DASH} = no paper value; {NA} = metric undefined (see the notes under the table). "
         + (
-            f"{baselines} run in this pipeline's harness (same cached features, resize, §1.5 upsampling and blur, exact "
+            f"{methods} run in this pipeline's harness (same cached features, resize, §1.5 upsampling and blur, exact "
             f"metrics)"
             + (
                 f"; {not_in_paper} {'has' if ', ' not in not_in_paper else 'have'} no column in the paper."
                 if not_in_paper
                 else "."
             )
-            if baselines
-            else "No baseline selected (baselines.methods)."
+            if methods
+            else "No baseline selected (compare.methods)."
         )
         + (" " + uncertainty.LEGEND if boot else ""),
         "",

@@ -123,7 +123,7 @@ def section(
             else "AU-PRO exact (every distinct score is a threshold of the per-image statistics)."
         ),
     ]
-    others = list(p.baselines.methods)
+    others = list(p.compare.methods)
     for metric in METRICS:
         headers = ["Category", labels["full"]]
         for m in others:
@@ -167,7 +167,7 @@ def plot_files(boot: Bootstrap, p: Params, point: Point) -> dict[str, list[dict[
     for metric in METRICS:
         rows[metric] = []
         for label, cats in groups:
-            for m in ("full", *p.baselines.methods):
+            for m in ("full", *p.compare.methods):
                 v, iv = point(m, cats, metric), boot.interval(m, cats, metric)
                 if v is not None and iv is not None:
                     r = dict(value=v, ci_low=iv[0], ci_high=iv[1])

@@ -1,4 +1,4 @@
-"""The measured jobs of the same-harness baselines in ``python -m bench``, each run in its own process (see
+"""The measured jobs of the same-harness comparison methods in ``python -m bench``, each run in its own process (see
 ``bench.run``): fit and scoring throughput of PaDiM, PatchCore and RD (``frad.<method>.fit_and_score``) on random
 per-layer maps, and PatchCore's greedy coreset alone on real features against the dense loop. Each returns a
 dict of plain numbers."""
@@ -22,7 +22,7 @@ BASELINES = ("padim", "patchcore", "rd")  # the same-harness comparison methods 
 PADIM_D = {"wide_resnet50_2": 550, "tf_efficientnet_lite0": 100}
 
 
-def baseline_config(settings: Settings, method: str, epochs: int = 1) -> Any:
+def method_config(settings: Settings, method: str, epochs: int = 1) -> Any:
     """The config of ``method`` as the pipeline runs it: the method's defaults (PatchCore coreset 0.1, dims 1024,
     projection 128; RD lr 0.005, Adam (0.5, 0.999)), PaDiM's d for the backbone, RD with the training batch and
     ``epochs``; --quick: smoke sizes."""
@@ -41,9 +41,9 @@ def baseline_config(settings: Settings, method: str, epochs: int = 1) -> Any:
     raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(BASELINES)}")
 
 
-def job_baseline(settings: Settings, method: str) -> dict[str, Any]:
+def job_method(settings: Settings, method: str) -> dict[str, Any]:
     """Fit and scoring throughput of one baseline (``frad.<method>.fit_and_score``) on in-memory random per-layer
-    maps of one category (``train_images`` train, ``baseline_test_images`` test), after a warm-up on one batch;
+    maps of one category (``train_images`` train, ``method_test_images`` test), after a warm-up on one batch;
     on the CPU with frad.runtime.tune_malloc, as the pipeline stages run. RD on the CPU with ``train_steps``:
     trained on that many batches for one epoch and the epoch extrapolated, as the training rows do."""
     import importlib
@@ -51,15 +51,15 @@ def job_baseline(settings: Settings, method: str) -> dict[str, Any]:
     dev = start_job(settings, malloc=settings.device == "cpu")
     start = memory_now(dev)
     fit_and_score = importlib.import_module(f"frad.{method}").fit_and_score
-    layers = baseline_config(settings, method).layers
+    layers = method_config(settings, method).layers
     gen = torch.Generator().manual_seed(settings.seed)
-    n, n_test, bs = settings.train_images, settings.baseline_test_images, settings.batch_size
+    n, n_test, bs = settings.train_images, settings.method_test_images, settings.batch_size
     train, test = random_maps(settings, n, gen, layers), random_maps(settings, n_test, gen, layers)
     steps_per_epoch = math.ceil(n / bs)
     extrapolated = method == "rd" and 0 < settings.train_steps < steps_per_epoch
     n_fit = settings.train_steps * bs if extrapolated else n
     epochs = 1 if extrapolated or method != "rd" else settings.rd_epochs
-    config = baseline_config(settings, method, epochs)
+    config = method_config(settings, method, epochs)
 
     def run(k_train: int, k_test: int, cfg: Any) -> Any:
         return fit_and_score(
@@ -72,7 +72,7 @@ def job_baseline(settings: Settings, method: str) -> dict[str, Any]:
             device=settings.device,
         )
 
-    run(max(2, min(bs, n)), min(settings.infer_batch_size, n_test), baseline_config(settings, method, 1))  # warm-up
+    run(max(2, min(bs, n)), min(settings.infer_batch_size, n_test), method_config(settings, method, 1))  # warm-up
     with PeakMemory(dev, start) as mem:
         t = timed(lambda: run(n_fit, n_test, config), 1, dev)
     info = {k: v for k, v in t.out.info.items() if k != "history"}
@@ -99,7 +99,7 @@ def job_baseline(settings: Settings, method: str) -> dict[str, Any]:
             s_per_epoch=n / samples_s,
             epochs=epochs,
             extrapolated=extrapolated,
-            run_epochs=type(config)().epochs,  # the pipeline's default run (baselines.rd.epochs)
+            run_epochs=type(config)().epochs,  # the pipeline's default run (compare.rd.epochs)
         )
     return out
 
