@@ -160,7 +160,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--test-images", type=_positive, default=None, help="images scored (default: 32 on CPU, 1024 on CUDA)"
     )
     p.add_argument(
-        "--baseline-test-images",
+        "--method-test-images",
         type=_positive,
         default=None,
         help="test images the PaDiM/PatchCore/RD rows score (83 = MVTec bottle)",

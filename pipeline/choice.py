@@ -1,8 +1,8 @@
-"""Stage `choice` (one per development category × ``choices.variants`` entry × seed): the study of the open
+"""Stage `choice` (one per development category × ``choices.changes`` entry × seed): the study of the open
 choices (docs/diagnosis.md). Trains the main FRAD model with one open choice changed, exactly as the `train`
 stage would, scores the test set after every epoch (image AUROC: for the study's curves only, never used to
 stop or select) and, after the last epoch, as the `score` stage does (image / pixel AUROC, AU-PRO), into
-data/scores/<category>/choice-<variant>/seed<seed>.json. With ``choices.enabled: false`` it writes a stub and trains
+data/scores/<category>/choice-<name>/seed<seed>.json. With ``choices.enabled: false`` it writes a stub and trains
 nothing, so the study costs nothing unless asked for."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def run(params: Params, category: str, name: str, seed: int) -> dict:
     train_model(train_maps, channels, model_config, train_config, progress=False, on_epoch=on_epoch)
     result = {
         **head,
-        "choice": dict([params.choices.variants[name]]) if params.choices.variants[name] else {},
+        "choice": dict([params.choices.changes[name]]) if params.choices.changes[name] else {},
         "layers": list(v.layers),
         **metrics.measure(last["maps"], last["scores"], labels, masks, sc.pro_limit),
         "epochs": epochs,
@@ -72,7 +72,7 @@ def run(params: Params, category: str, name: str, seed: int) -> dict:
 
 @stage_main
 def main(args: list[str]) -> None:
-    category, name, seed = usage(args, 3, "python -m pipeline.choice <category> <variant> <seed>")
+    category, name, seed = usage(args, 3, "python -m pipeline.choice <category> <change> <seed>")
     run(load_params(), category, name, seed_arg(seed))
 
 

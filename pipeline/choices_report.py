@@ -1,7 +1,7 @@
 """Stage `choices_report`: the study of the open choices (stage family `choice`) as ``reports/choices.md`` and
 its training curves as DVC plots.
 
-Per development category (``choices.categories``): one row per ``choices.variants`` entry — image AUROC, pixel
+Per development category (``choices.categories``): one row per ``choices.changes`` entry — image AUROC, pixel
 AUROC, AU-PRO in %, mean ± sample std over ``train.seeds`` — marked against the reference row (the entry that
 changes nothing: the defaults): ▲ / ▼ better / worse beyond seed noise (|Δ| > √(σa² + σb²), the rule of Tables
 3–4), ≈ within it; then the same-harness comparison methods (``compare.methods``) on the same category and seeds. Each
@@ -70,11 +70,11 @@ def _label(change: tuple[str, Any] | None, p: Params) -> str:
 
 
 def load_study(p: Params) -> dict[str, dict[str, list[Score]]]:
-    """{category: {variant: [Score per seed]}} of every study item (all checked before anything is written)."""
+    """{category: {change: [Score per seed]}} of every study item (all checked before anything is written)."""
     out: dict[str, dict[str, list[Score]]] = {}
     for c in p.choices.categories:
         out[c] = {
-            v: [load_score(choice_path(c, v, s), c, v, s, None) for s in p.train.seeds] for v in p.choices.variants
+            v: [load_score(choice_path(c, v, s), c, v, s, None) for s in p.train.seeds] for v in p.choices.changes
         }
     return out
 
@@ -100,18 +100,18 @@ def _cell(s: Stat, ref: Stat | None) -> str:
 
 
 def _reference(p: Params) -> str | None:
-    return next((v for v, change in p.choices.variants.items() if change is None), None)
+    return next((v for v, change in p.choices.changes.items() if change is None), None)
 
 
-def verdicts(study: dict[str, dict[str, list[Score]]], p: Params, variant: str) -> str:
-    """Where ``variant`` differs from the reference row beyond seed noise, in points of %."""
+def verdicts(study: dict[str, dict[str, list[Score]]], p: Params, change: str) -> str:
+    """Where ``change`` differs from the reference row beyond seed noise, in points of %."""
     ref = _reference(p)
     if ref is None or len(p.train.seeds) < 2:
         return "no verdict (needs a reference entry {} and at least 2 seeds)"
     found = []
     for c, rows in study.items():
         for m in METRICS:
-            a, b = stat({c: rows[variant]}, [c], m), stat({c: rows[ref]}, [c], m)
+            a, b = stat({c: rows[change]}, [c], m), stat({c: rows[ref]}, [c], m)
             if a.mean is None or b.mean is None or within_noise(a, b):
                 continue
             found.append(f"{c} {METRIC_LABELS[m]} {100 * (a.mean - b.mean):+.1f}")
@@ -140,7 +140,7 @@ def render(study: dict, compared: dict, p: Params, seconds: float | None = None)
     for c in p.choices.categories:
         refs = {m: stat({c: study[c][ref]}, [c], m) for m in METRICS} if ref else {}
         rows = []
-        for v, change in p.choices.variants.items():
+        for v, change in p.choices.changes.items():
             cells = [_cell(stat({c: study[c][v]}, [c], m), None if v == ref else refs.get(m)) for m in METRICS]
             rows.append([v + (" (reference)" if v == ref else ""), _label(change, p), *cells])
         for m, scores in compared[c].items():
@@ -148,13 +148,13 @@ def render(study: dict, compared: dict, p: Params, seconds: float | None = None)
             rows.append([f"{METHOD_LABELS.get(m, m)} (same harness)", DASH, *cells])
         lines += [f"## {c}", "", markdown_table(headers, rows, n_checks=1), ""]
     lines += ["## Defaults and their evidence", ""]
-    for v, change in p.choices.variants.items():
+    for v, change in p.choices.changes.items():
         if change is not None:
             decision = DECISIONS.get(change[0], "no decision recorded")
             lines.append(
                 f"- `{change[0]}` = {json.dumps(change[1])} ({v}): {verdicts(study, p, v)}. Decision: {decision}."
             )
-    n = len(p.choices.categories) * len(p.choices.variants) * seeds
+    n = len(p.choices.categories) * len(p.choices.changes) * seeds
     if seconds is not None:
         lines += [
             "",
@@ -168,7 +168,7 @@ def study_seconds(p: Params) -> float:
     """Training and per-epoch scoring time of every study item, summed (as each item recorded it)."""
     total = 0.0
     for c in p.choices.categories:
-        for v in p.choices.variants:
+        for v in p.choices.changes:
             for s in p.train.seeds:
                 value = json.loads(choice_path(c, v, s).read_text()).get("seconds", 0.0)
                 total += float(value) if isinstance(value, (int, float)) else 0.0
@@ -176,9 +176,9 @@ def study_seconds(p: Params) -> float:
 
 
 def curve_rows(p: Params, category: str, name: str) -> list[dict]:
-    """Rows ``{method, epoch, <name>}``: per variant and epoch, the mean over seeds (skipping undefined values)."""
+    """Rows ``{method, epoch, <name>}``: per change and epoch, the mean over seeds (skipping undefined values)."""
     rows = []
-    for v in p.choices.variants:
+    for v in p.choices.changes:
         runs = [json.loads(choice_path(category, v, s).read_text()).get("epochs") for s in p.train.seeds]
         if any(not isinstance(r, list) for r in runs):
             bad = next(s for s, r in zip(p.train.seeds, runs) if not isinstance(r, list))
@@ -206,7 +206,7 @@ def run(argv: Sequence[str]) -> None:
             OUT,
             "# Open choices\n\nThe study is off (`choices.enabled: false` in params.yaml). Turn it on with "
             "`dvc exp run -S choices.enabled=true` (or edit params.yaml and `dvc repro`): it trains every "
-            "`choices.variants` entry on every `choices.categories` category and seed.\n",
+            "`choices.changes` entry on every `choices.categories` category and seed.\n",
         )
         log.info("choices report: the study is off (choices.enabled: false)")
         return
@@ -214,7 +214,7 @@ def run(argv: Sequence[str]) -> None:
     text = render(study, compared, p, study_seconds(p))
     write_training(p, TRAINING, enabled=True)
     write_text(OUT, text)
-    log.info("choices report: %d categories, %d variants -> %s", len(study), len(p.choices.variants), OUT)
+    log.info("choices report: %d categories, %d changes -> %s", len(study), len(p.choices.changes), OUT)
 
 
 main = stage_main(run)

@@ -48,10 +48,10 @@ def curves_path(category: str, method: str, seed: int) -> Path:
     return CURVES / category / method / f"seed{seed}.json"
 
 
-def choice_path(category: str, variant: str, seed: int) -> Path:
+def choice_path(category: str, name: str, seed: int) -> Path:
     """Result of one item of the open-choices study: final metrics and the per-epoch curve (under data/scores, so
     the study's report depends on one folder that always exists, with or without study items)."""
-    return SCORES / category / f"choice-{variant}" / f"seed{seed}.json"
+    return SCORES / category / f"choice-{name}" / f"seed{seed}.json"
 
 
 def seed_arg(text: str) -> int:

@@ -141,7 +141,7 @@ class CompareParams:
 class ChoicesParams:
     enabled: bool
     categories: tuple[str, ...]
-    variants: dict[str, tuple[str, Any] | None]
+    changes: dict[str, tuple[str, Any] | None]
     """name -> (dotted open-choice key, value), or None for the params as they are."""
 
 
@@ -178,12 +178,12 @@ class Params:
     bootstrap: BootstrapParams
 
     def with_choice(self, name: str) -> Params:
-        """These params with the open choice of ``choices.variants.<name>`` applied (the study's model)."""
-        if name not in self.choices.variants:
+        """These params with the open choice of ``choices.changes.<name>`` applied (the study's model)."""
+        if name not in self.choices.changes:
             raise ConfigError(
-                f"unknown choices variant {name!r}; choices.variants has {', '.join(self.choices.variants)}"
+                f"unknown choices variant {name!r}; choices.changes has {', '.join(self.choices.changes)}"
             )
-        change = self.choices.variants[name]
+        change = self.choices.changes[name]
         if change is None:
             return self
         (section, key), value = change[0].split("."), change[1]
@@ -324,7 +324,7 @@ def _check_choices(p: Params) -> None:
             "category's cached features: add it there or remove it from choices.categories ([] runs no study)"
         )
     main_only = replace(p.ablation, layers=())  # the study trains the main layer set only
-    for name, change in p.choices.variants.items():
+    for name, change in p.choices.changes.items():
         if change is None:
             continue
         q = replace(p.with_choice(name), ablation=main_only, compare=replace(p.compare, methods=()))
@@ -334,7 +334,7 @@ def _check_choices(p: Params) -> None:
             else:  # an entry that fits no feature map matters only when it trains; its value must still be valid
                 q.configs("full")
         except ConfigError as err:
-            raise ConfigError(f"choices.variants.{name} ({change[0]}={change[1]!r}): {err}") from None
+            raise ConfigError(f"choices.changes.{name} ({change[0]}={change[1]!r}): {err}") from None
 
 
 def validate_params(raw: Any) -> Params:

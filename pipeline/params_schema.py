@@ -23,8 +23,8 @@ BACKBONE_NAMES = tuple(sorted(BACKBONE_CHANNELS))  # = frad.backbone.BACKBONES (
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 LAYER_VARIANT = re.compile(r"^L([123]+)$")
 CHOICE_KEYS = ("model.gfe_modules", "model.skips", "model.strides", "model.input_norm", "model.widths", "score.top_k")
-"""The open choices (paper silent; docs/diagnosis.md) a ``choices.variants`` entry may change."""
-CHOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no dot: DVC reads choices.variants.<name> as a path
+"""The open choices (paper silent; docs/diagnosis.md) a ``choices.changes`` entry may change."""
+CHOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no dot: DVC reads choices.changes.<name> as a path
 
 
 class Loader(yaml.SafeLoader):
@@ -222,7 +222,7 @@ def _leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [leaf for k, v in node.items() for leaf in _leaves(v, f"{prefix}.{k}" if prefix else str(k))]
 
 
-def _variants(key: str, v: Any) -> dict[str, tuple[str, Any] | None]:
+def _changes(key: str, v: Any) -> dict[str, tuple[str, Any] | None]:
     """``{name: {section: {key: value}}}``: each entry changes one open choice; ``{}`` = params as they are."""
     if not isinstance(v, dict) or not v:
         raise ConfigError(
@@ -289,7 +289,7 @@ SCHEMA: dict[str, Any] = {
     },
     "ablation": {"layers": _layer_variants},
     "compare": {"methods": _methods, **{name: _method_schema(name) for name in METHODS}},
-    "choices": {"enabled": _bool, "categories": _names(allow_empty=True), "variants": _variants},
+    "choices": {"enabled": _bool, "categories": _names(allow_empty=True), "changes": _changes},
     "bootstrap": {"resamples": _resamples, "seed": _int(0)},
 }
 OPTIONAL: dict[str, Any] = {"data.textures": []}

@@ -24,18 +24,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from diagnose_experiments import EXPERIMENTS, VARIANTS, run_variants  # noqa: E402
+from diagnose_experiments import EXPERIMENTS, ROWS, run_rows  # noqa: E402
 from diagnose_harness import load  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--features", required=True, help="feature cache directory (frad.cache.FeatureCache)")
-    p.add_argument("--experiment", required=True, choices=sorted([*VARIANTS, *EXPERIMENTS]))
+    p.add_argument("--experiment", required=True, choices=sorted([*ROWS, *EXPERIMENTS]))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--every", type=int, default=5, help="epochs between evaluations (experiment epochs)")
-    p.add_argument("--rows", type=int, nargs="*", help="run only these rows (0-based) of a variants experiment")
+    p.add_argument("--rows", type=int, nargs="*", help="run only these rows (0-based) of a rows experiment")
     p.add_argument("--with-nn", action="store_true", help="experiments score, nn: also the full-bank NN (slow)")
     p.add_argument("--foreign", help="feature cache of another category for the copy test (default: ../bottle)")
     p.add_argument("--channels", type=int, default=128, help="C")
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         f"<!-- {Path(args.features).name}: C={args.channels}, widths {args.width}, {args.epochs} epochs, "
         f"seeds {args.seeds} -->"
     )
-    if args.experiment in VARIANTS:
-        print(run_variants(args.experiment, data, args))
+    if args.experiment in ROWS:
+        print(run_rows(args.experiment, data, args))
     else:
         print(EXPERIMENTS[args.experiment](data, args))
     return 0

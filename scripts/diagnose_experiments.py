@@ -1,4 +1,4 @@
-"""The experiments of ``scripts/diagnose.py`` (docs/diagnosis.md): ``VARIANTS`` (rows of model/training
+"""The experiments of ``scripts/diagnose.py`` (docs/diagnosis.md): ``ROWS`` (rows of model/training
 overrides, each trained and scored by ``diagnose_harness.train_eval``) and ``EXPERIMENTS`` (epochs, score, nn,
 maxima: their own procedure on the same cached features). Each returns its Markdown table(s).
 """
@@ -34,7 +34,7 @@ from frad.score import anomaly_maps
 from frad.train import channel_stats, train_model
 
 # experiment name → [(row label, overrides)]; overrides: model=..., train=..., top_k=...
-VARIANTS: dict[str, list[tuple[str, dict]]] = {
+ROWS: dict[str, list[tuple[str, dict]]] = {
     "baseline": [("FRAD (reference)", {})],
     "modules": [
         ("full (GFE + shuffle)", {}),
@@ -76,10 +76,10 @@ VARIANTS: dict[str, list[tuple[str, dict]]] = {
 }
 
 
-def run_variants(name: str, data: Data, args) -> str:
+def run_rows(name: str, data: Data, args) -> str:
     rows = []
-    variants = VARIANTS[name]
-    for label, over in [variants[i] for i in args.rows] if args.rows else variants:
+    rows_of = ROWS[name]
+    for label, over in [rows_of[i] for i in args.rows] if args.rows else rows_of:
         runs = []
         for seed in args.seeds:
             t0 = time.perf_counter()

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "--choices",
         type=lambda text: [t for t in text.replace(" ", "").split(",") if t],
         default=[],
-        help="choices.variants entries to time as `choice` items, comma-separated (default: none)",
+        help="choices.changes entries to time as `choice` items, comma-separated (default: none)",
     )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override (YAML value)")
     args = ap.parse_args(argv)

@@ -345,7 +345,7 @@ def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, mon
     from pipeline import choice
 
     study = variant(**{"choices.enabled": True, "choices.categories": [category]})
-    for name in study.choices.variants:
+    for name in study.choices.changes:
         assert len(choice.run(study, category, name, 0)["epochs"]) == study.train.epochs
     assert forwards == [], "a study item ran the backbone"
     assert snapshot(cache_dir) == before, "the per-layer cache files were rewritten or changed"

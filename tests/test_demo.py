@@ -18,7 +18,6 @@ from frad.score import anomaly_maps
 from frad.train import train_model
 from pipeline.demo import DEMO_PARAMS, MIN_IMAGE_AUROC
 from pipeline.params import validate_params
-from pipeline.train import configs
 from pipeline.workspace import PROJECT, set_key
 
 
@@ -69,7 +68,7 @@ def test_demo_category_reaches_the_promised_image_auroc(tmp_path, demo_params, c
         progress=False,
     )
     cache = FeatureCache(tmp_path / "features")
-    variant, model_config, train_config = configs(demo_params, "full", demo_params.train.seeds[0])
+    variant, model_config, train_config = demo_params.configs("full", demo_params.train.seeds[0])
     channels = demo_params.features.channels
     result = train_model(cache.layers("train", variant.layers), channels, model_config, train_config, progress=False)
     maps = anomaly_maps(

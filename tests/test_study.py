@@ -39,12 +39,12 @@ def rejected(raw: dict, *needles: str) -> None:
 def test_project_study_is_off_and_changes_one_open_choice_per_entry():
     p = load_params(PROJECT / "params.yaml")
     assert p.choices.enabled is False and set(p.choices.categories) <= set(p.data.categories)
-    assert p.choices.variants["defaults"] is None  # the reference: params as they are
-    assert all(c[0] in CHOICE_KEYS for c in p.choices.variants.values() if c is not None)
+    assert p.choices.changes["defaults"] is None  # the reference: params as they are
+    assert all(c[0] in CHOICE_KEYS for c in p.choices.changes.values() if c is not None)
 
 
 def test_with_choice_applies_exactly_one_key():
-    p = validate_params(changed(choices__variants={"ref": {}, "deep": {"model": {"strides": [2, 2, 2]}}}))
+    p = validate_params(changed(choices__changes={"ref": {}, "deep": {"model": {"strides": [2, 2, 2]}}}))
     assert p.with_choice("ref") is p
     q = p.with_choice("deep")
     assert q.model.strides == (2, 2, 2) and isinstance(q.model.strides, tuple)
@@ -56,42 +56,42 @@ def test_with_choice_applies_exactly_one_key():
 @pytest.mark.parametrize(
     "variants, needles",
     [
-        ({}, ("choices.variants must be a mapping of names",)),
-        ({"x": {"ssl": {"lambda": 0.2}}}, ("choices.variants.x: ssl.lambda is not an open choice", "model.strides")),
+        ({}, ("choices.changes must be a mapping of names",)),
+        ({"x": {"ssl": {"lambda": 0.2}}}, ("choices.changes.x: ssl.lambda is not an open choice", "model.strides")),
         (
             {"x": {"model": {"strides": [2, 2, 2], "skips": []}}},
-            ("choices.variants.x changes model.strides and model.skips; one open choice per entry",),
+            ("choices.changes.x changes model.strides and model.skips; one open choice per entry",),
         ),
         (
             {"x": {"model": {"strides": [3, 2, 2]}}},
-            ("choices.variants.x (model.strides=[3, 2, 2]): model.strides must be three values, each 1 or 2",),
+            ("choices.changes.x (model.strides=[3, 2, 2]): model.strides must be three values, each 1 or 2",),
         ),
-        ({"x": {"score": {"top_k": 0}}}, ("choices.variants.x.score.top_k must be >= 1",)),
-        ({"x": "strides"}, ("choices.variants.x must be a mapping",)),
+        ({"x": {"score": {"top_k": 0}}}, ("choices.changes.x.score.top_k must be >= 1",)),
+        ({"x": "strides"}, ("choices.changes.x must be a mapping",)),
         ({"../x": {}}, ("'../x' is not a valid entry name",)),
         ({"top.1000": {}}, ("'top.1000' is not a valid entry name", "no dot")),
     ],
     ids=["empty", "not_open", "two_keys", "bad_value", "bad_top_k", "scalar", "bad_name", "dotted_name"],
 )
 def test_bad_study_entries_are_one_line_errors(variants, needles):
-    rejected(changed(choices__variants=variants), *needles)
+    rejected(changed(choices__changes=variants), *needles)
 
 
 def test_study_entry_must_be_a_valid_main_model_and_category_prepared():
     raw = changed(model__grid=8, model__widths=[64, 64, 64], ablation__layers=[])
-    deep = changed(raw, choices__variants={"deep": {"model": {"strides": [2, 2, 2]}}})
+    deep = changed(raw, choices__changes={"deep": {"model": {"strides": [2, 2, 2]}}})
     validate_params(deep)  # the study is off: the entry trains nothing
     on_bottle = {"choices__enabled": True, "choices__categories": ["bottle"]}
-    rejected(changed(deep, **on_bottle), "choices.variants.deep (model.strides=[2, 2, 2])", "encoder stride 8")
+    rejected(changed(deep, **on_bottle), "choices.changes.deep (model.strides=[2, 2, 2])", "encoder stride 8")
     rejected(changed(choices__enabled=True, choices__categories=[]), "choices.categories is empty")
     rejected(changed(choices__categories=["tire"]), "choices.categories lists tire, which is not in data.categories")
     rejected(changed(choices__enabled="yes"), "choices.enabled must be true or false")
     rejected(
-        changed(choices__variants={"t": {"score": {"top_k": 70000}}}, **on_bottle),
-        "choices.variants.t (score.top_k=70000): score.top_k=70000 exceeds the 256x256 pixels",
+        changed(choices__changes={"t": {"score": {"top_k": 70000}}}, **on_bottle),
+        "choices.changes.t (score.top_k=70000): score.top_k=70000 exceeds the 256x256 pixels",
     )
     # the study trains the main layer set only: an ablation layer set that a variant would not fit is no error
-    on = {**on_bottle, "choices__variants": {"deep": {"model": {"strides": [2, 2, 2]}}}}
+    on = {**on_bottle, "choices__changes": {"deep": {"model": {"strides": [2, 2, 2]}}}}
     validate_params(changed(ablation__layers=["L3"], **on))
 
 
@@ -150,7 +150,7 @@ def test_report_marks_differences_against_seed_noise():
             train__seeds=[0, 1],
             compare__methods=["patchcore"],
             choices__categories=["bottle"],
-            choices__variants={"ref": {}, "up": {"model": {"skips": []}}, "top": {"score": {"top_k": 9}}},
+            choices__changes={"ref": {}, "up": {"model": {"skips": []}}, "top": {"score": {"top_k": 9}}},
         )
     )
     study = {
@@ -179,7 +179,7 @@ def test_report_marks_differences_against_seed_noise():
     assert "(same harness)" not in choices_report.render(study, {"bottle": {}}, p)
     assert choices_report._label(("model.strides", [1, 2, 2]), p).endswith("(= params: repeats the reference)")
     assert choices_report._label(("model.strides", [2, 2, 2]), p) == "model.strides = [2, 2, 2]"
-    one_seed = validate_params(changed(choices__variants={"ref": {}, "up": {"model": {"skips": []}}}))
+    one_seed = validate_params(changed(choices__changes={"ref": {}, "up": {"model": {"skips": []}}}))
     assert "no verdict" in choices_report.verdicts(
         {"bottle": {k: v[:1] for k, v in study["bottle"].items()}}, one_seed, "up"
     )
@@ -187,7 +187,7 @@ def test_report_marks_differences_against_seed_noise():
 
 def test_training_curves_average_the_seeds(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    p = validate_params(changed(train__seeds=[0, 1], choices__variants={"ref": {}}))
+    p = validate_params(changed(train__seeds=[0, 1], choices__changes={"ref": {}}))
     for s, (l1, l2) in enumerate([(1.0, 0.5), (0.8, 0.3)]):
         path = tmp_path / f"data/scores/bottle/choice-ref/seed{s}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +213,7 @@ STUDY = {
     "compare.methods": ["patchcore"],
     "choices.enabled": True,
     "choices.categories": ["tile"],
-    "choices.variants": {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [1, 2, 3]}}},
+    "choices.changes": {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [1, 2, 3]}}},
 }
 
 
@@ -239,9 +239,9 @@ def test_study_with_dvc_reference_equals_main_model_and_reruns_only_changed_item
     assert html.returncode == 0 and (tmp_path / "plots/index.html").is_file()
 
     assert status(ws) == set()
-    set_params(ws, **{"choices.variants": {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [2, 3]}}}})
+    set_params(ws, **{"choices.changes": {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [2, 3]}}}})
     assert status(ws) == {"choice@tile-gfe-every-module-0", "choice@tile-gfe-every-module-1", "choices_report"}
-    set_params(ws, **{"choices.variants": STUDY["choices.variants"], "choices.enabled": False})
+    set_params(ws, **{"choices.changes": STUDY["choices.changes"], "choices.enabled": False})
     assert status(ws) == items | {"choices_report"}
     assert repro(ws) == items | {"choices_report", "report"}  # report reads data/scores, where the items live
     assert "The study is off" in (ws / "reports/choices.md").read_text()
