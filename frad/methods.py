@@ -10,7 +10,7 @@ A method is one file ``frad/<name>.py`` that defines
 * optionally ``check_backbone(config, backbone, channels)``: a rule between its settings and the backbone (its
   name and channels per layer ``{layer: C_l}``), checked when params.yaml is loaded;
 
-plus one line in :data:`METHODS`. Params validation, the ``baseline`` stage family, the report's columns and
+plus one line in :data:`METHODS`. Params validation, the ``compare`` stage family, the report's columns and
 labels, its plots and the method tests all loop over this table. It imports no method module: a stage that only
 needs the names and labels (the report) does not depend on the methods' code.
 """

@@ -1,6 +1,6 @@
 """§1.5 post-processing shared by FRAD and every comparison method: per-position scores → bilinear upsampling
 to the image size → Gaussian σ filter (as scipy computes it) → image score = max of the map (option: top-k mean).
-Knows no model: a baseline's stages depend on this file, never on FRAD's network or training."""
+Knows no model: a comparison method's stages depend on this file, never on FRAD's network or training."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Stage `score` (one per category × FRAD variant × seed): anomaly maps of the test set (§1.5) and image
-scores, then :func:`pipeline.evaluate.evaluate`, shared with the baseline stages so every method is measured the
+scores, then :func:`pipeline.evaluate.evaluate`, shared with the compare stages so every method is measured the
 same way."""
 
 from __future__ import annotations

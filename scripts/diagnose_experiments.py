@@ -54,6 +54,7 @@ ROWS: dict[str, list[tuple[str, dict]]] = {
         ("widths 32", {"model": {"widths": (32, 32, 32)}}),
         ("widths 64", {}),
         ("widths 128", {"model": {"widths": (128, 128, 128)}}),
+        ("widths 256 (the default of params.yaml)", {"model": {"widths": (256, 256, 256)}}),
     ],
     "strides": [
         ("strides 1,2,2 (32² → 8²)", {}),

@@ -1,15 +1,15 @@
 """Wall time of the real pipeline stages for one category, without DVC: a scratch workspace (code +
 params.yaml with overrides, as the demo makes it), then prepare → features → train → score and the
-same-harness baselines (padim, patchcore, rd) and, with --choices, items of the open-choices study (training
+same-harness comparison methods (padim, patchcore, rd) and, with --choices, items of the open-choices study (training
 with the test set scored after every epoch) run one after the other as `python -m pipeline.<stage>` exactly as
 dvc.yaml calls them.
 
-    python scripts/time_stages.py [--dest DIR] [--variant full] [--baselines padim,patchcore,rd]
+    python scripts/time_stages.py [--dest DIR] [--variant full] [--methods padim,patchcore,rd]
                                   [--choices paper,...] [--set key=value ...]
 
 Default: one synthetic category of MVTec-bottle size (209 train, 20 good + 3×21 defective test
 images) at 256², WRN50-2 with random weights (no ImageNet file needed), the paper's model and
-100 epochs, every baseline with its params.yaml settings. Values of --set are YAML
+100 epochs, every comparison method with its params.yaml settings. Values of --set are YAML
 (``--set backbone.precision=bf16``, ``--set compare.rd.epochs=20``). Prints one Markdown table.
 """
 
@@ -38,23 +38,23 @@ DEFAULTS = {
     "data.synthetic": {"seed": 0, "n_train": 209, "n_test_good": 20, "n_test_defect": 21, "size": 256},
     "backbone.weights": "random",
 }
-BASELINES = tuple(METHODS)  # python -m pipeline.compare <method> <category> <seed>
-PHASES = ("fit_s", "bank_s", "coreset_s", "s_per_epoch", "score_s")  # timings a baseline records in its info
+METHOD_NAMES = tuple(METHODS)  # python -m pipeline.compare <method> <category> <seed>
+PHASES = ("fit_s", "bank_s", "coreset_s", "s_per_epoch", "score_s")  # timings a comparison method records in its info
 
 
-def baseline_list(text: str) -> list[str]:
-    """argparse ``type`` of --baselines: a comma list drawn from BASELINES ('' = none)."""
+def method_list(text: str) -> list[str]:
+    """argparse ``type`` of --methods: a comma list drawn from METHOD_NAMES ('' = none)."""
     out = [t for t in text.replace(" ", "").split(",") if t]
-    bad = [t for t in out if t not in BASELINES]
+    bad = [t for t in out if t not in METHOD_NAMES]
     if bad:
         raise argparse.ArgumentTypeError(
-            f"--baselines takes a comma list drawn from {','.join(BASELINES)} (got {text!r})"
+            f"--methods takes a comma list drawn from {','.join(METHOD_NAMES)} (got {text!r})"
         )
     return out
 
 
 def phases(dest: Path, category: str, method: str) -> str:
-    """The phase timings a baseline stage wrote into its scores file (fit, coreset, s/epoch, maps)."""
+    """The phase timings a compare stage wrote into its scores file (fit, coreset, s/epoch, maps)."""
     path = dest / score_path(category, method, 0)
     if not path.is_file():
         return ""
@@ -67,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dest", help="workspace folder (default: a new temporary folder)")
     ap.add_argument("--variant", default="full", help="model variant to train and score (default: full)")
     ap.add_argument(
-        "--baselines",
-        type=baseline_list,
-        default=list(BASELINES),
-        help=f"baseline stages to time after score, comma-separated ('' = none; default: {','.join(BASELINES)})",
+        "--methods",
+        type=method_list,
+        default=list(METHOD_NAMES),
+        help=f"compare stages to time after score, comma-separated ('' = none; default: {','.join(METHOD_NAMES)})",
     )
     ap.add_argument(
         "--choices",
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         ("features", [category]),
         ("train", [category, args.variant, "0"]),
         ("score", [category, args.variant, "0"]),
-        *(("compare", [method, category, "0"]) for method in args.compare),
+        *(("compare", [method, category, "0"]) for method in args.methods),
         *(("choice", [category, name, "0"]) for name in args.choices),
     ]
     rows = []
@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| stage | wall (s) | exit | last line |\n|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(str(x).replace("|", "/") for x in r) + " |")
-    timed = [(m, phases(dest, category, m)) for m in args.compare]
+    timed = [(m, phases(dest, category, m)) for m in args.methods]
     if any(t for _, t in timed):
-        print("\n| baseline | phases inside the stage (s) |\n|---|---|")
+        print("\n| method | phases inside the stage (s) |\n|---|---|")
         for method, text in timed:
             print(f"| {method} | {text or '–'} |")
     return max(r[2] for r in rows)

@@ -339,7 +339,7 @@ def test_model_and_score_variants_need_no_backbone_forward(cached_workspace, mon
 
     for method in METHODS:
         assert 0 <= compare.run(params, method, category, 0)["pixel_auroc"] <= 1
-    assert forwards == [], "a baseline ran the backbone"
+    assert forwards == [], "a comparison method ran the backbone"
 
     # every open-choices study item (one choice changed, scored after each epoch) trains on the same cache
     from pipeline import choice

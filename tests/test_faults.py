@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import importlib
 import json
 import os
 import re
@@ -32,7 +31,7 @@ from pipeline_utils import RUNNING, TINY, env, repro
 
 from frad.synthetic import generate_category
 from frad.train import load_model
-from pipeline import features, prepare, report, score, train
+from pipeline import compare, features, prepare, report, score, train
 from pipeline.params import load_params
 from pipeline.workspace import make_workspace
 
@@ -98,7 +97,7 @@ def run_in_process(ws: Path, variants=VARIANTS, categories=(CAT,)) -> None:
                 for v in variants:
                     score.run(params, cat, v, 0)
                 for method in params.compare.methods:  # the comparison methods, as DVC would run them
-                    importlib.import_module(f"pipeline.{method}").run(params, cat, 0)
+                    compare.run(params, method, cat, 0)
             report.run([])
     finally:
         torch.set_num_threads(threads)

@@ -92,7 +92,7 @@ def test_a_toy_method_is_validated_staged_reported_and_plotted(tmp_path):
     assert set(metrics["methods"]) == {"padim", "toy"}
     assert metrics["methods"]["toy"]["image_auroc"] == pytest.approx(score["image_auroc"])
     roc = json.loads((ws / "reports/plots/image_roc/tile.json").read_text())
-    assert {"full", "padim", "toy"} == {row["method"] for row in roc}
+    assert {"full", "padim", "toy"} <= {row["method"] for row in roc}
 
     # one method's settings rerun that method's items and the reports only
     set_toy(ws, {"scale": 3.0})

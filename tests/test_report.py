@@ -249,7 +249,7 @@ def test_table1_per_category_values_and_deltas(built):
     ]
 
 
-def test_baseline_columns(built):
+def test_comparison_method_columns(built):
     _, _, text, _ = built
     t1, t2 = rows(section(text, 1)), rows(section(text, 2))
     # PaDiM and RD next to the paper's published columns (literal spot checks of the recomputed test above)
@@ -260,7 +260,7 @@ def test_baseline_columns(built):
     assert t1["carpet"][6] == "99.3 / 99.1" and t2["carpet"][6] == "95.0"
     assert t2["Category"][6] == "PatchCore ours PRO (not in paper)"
     assert "PatchCore has no column in the paper" in text
-    # a baseline's group average: its own per-category values, the paper's mean over the same categories
+    # a comparison method's group average: its own per-category values, the paper's mean over the same categories
     pad = [paper.category_value(c, "image_auroc", "padim") for c in ("carpet", "grid")]
     ours = pct(statistics.fmean(BASELINES["padim"][c][0] for c in ("carpet", "grid")))
     assert strip_notes(t1["Texture average"][3]).split(" / ")[0] == ours
@@ -571,7 +571,7 @@ def test_metric_undefined_everywhere_is_null(tmp_path: Path):
     assert rows(sec3)["full"][2].startswith("n/a [")
     assert f"Image AUROC is undefined (blank): {ANOMALOUS_ONLY}." in notes(sec3).values()
     assert "Texture average" not in section(text, 1)  # no texture among the categories
-    assert "No baseline selected" in text and "PaDiM" not in section(text, 1)
+    assert "No comparison method selected" in text and "PaDiM" not in section(text, 1)
 
 
 def test_figures(built):

@@ -59,18 +59,18 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
     for method in ("full", "padim", "patchcore", "rd"):
         assert (tmp_path / "ws" / "data" / "scores" / "bottle" / method / "seed0.json").is_file(), method
     phases = {r[0].strip(): r[1] for r in rows if len(r) == 2}
-    assert set(phases) == {"baseline", "padim", "patchcore", "rd"}
+    assert set(phases) == {"method", "padim", "patchcore", "rd"}
     for method, needle in (("padim", "fit_s"), ("patchcore", "coreset_s"), ("rd", "s_per_epoch")):
         assert needle in phases[method] and "score_s" in phases[method], phases
     study = json.loads((tmp_path / "ws" / "data" / "scores" / "bottle" / "choice-defaults" / "seed0.json").read_text())
     assert [e["epoch"] for e in study["epochs"]] == [1]  # the study item trained (time_stages turns the study on)
 
 
-def test_time_stages_takes_a_list_of_baselines():
+def test_time_stages_takes_a_list_of_methods():
     spec = importlib.util.spec_from_file_location("time_stages", ROOT / "scripts" / "time_stages.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.baseline_list("rd, padim") == ["rd", "padim"]
-    assert module.baseline_list("") == []
+    assert module.method_list("rd, padim") == ["rd", "padim"]
+    assert module.method_list("") == []
     with pytest.raises(argparse.ArgumentTypeError, match="drawn from padim,patchcore,rd"):
-        module.baseline_list("padim,knn")
+        module.method_list("padim,knn")

@@ -20,8 +20,8 @@ QUEUE_TIMEOUT_S = 1200
 
 
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory) -> tuple[Path, set[str]]:
-    """A committed baseline run on a tiny local archive (data.source: archive), and the stages it ran."""
+def reference_run(tmp_path_factory) -> tuple[Path, set[str]]:
+    """A committed reference run on a tiny local archive (data.source: archive), and the stages it ran."""
     tmp = tmp_path_factory.mktemp("sweep")
     archive, sha = tiny_archive(tmp)
     ws = make_workspace(
@@ -37,7 +37,7 @@ def baseline(tmp_path_factory) -> tuple[Path, set[str]]:
     )
     ran = repro(ws)
     git(ws, "add", "-A")
-    git(ws, "commit", "-q", "-m", "baseline")
+    git(ws, "commit", "-q", "-m", "reference run")
     return ws, ran
 
 
@@ -67,8 +67,8 @@ def ssl_lambda(data: dict) -> float:
     return data["params"]["params.yaml"]["data"]["ssl"]["lambda"]
 
 
-def test_queued_sweep_extracts_once_and_computes_features_once(baseline):
-    ws, ran = baseline
+def test_queued_sweep_extracts_once_and_computes_features_once(reference_run):
+    ws, ran = reference_run
     assert {"download", "features@bottle"} <= ran
     dvc(ws, "exp", "run", "--queue", "-S", "ssl.lambda=0.05,0.2")
     dvc(ws, "queue", "start", "-j", "2")
@@ -93,8 +93,8 @@ def test_queued_sweep_extracts_once_and_computes_features_once(baseline):
         assert {"image_auroc", "pixel_auroc", "pro"} <= set(metrics)
 
 
-def test_second_clone_gets_every_result_following_the_readme(baseline, tmp_path):
-    ws, _ = baseline
+def test_second_clone_gets_every_result_following_the_readme(reference_run, tmp_path):
+    ws, _ = reference_run
     machine_a, machine_b = bash_blocks((PROJECT / "README.md").read_text(), "## More than one machine")
     remote, git_url = tmp_path / "dvc-remote", tmp_path / "frad.git"
     git(tmp_path, "init", "-q", "--bare", str(git_url))

@@ -15,7 +15,7 @@ then ``compare.methods``) and every seed of ``train.seeds``; writes, each atomic
   paired differences FRAD − each comparison method and each Table 3–4 row − full. Last, a short "Speed" summary
   of ``reports/benchmark.md``.
 * ``reports/metrics.json`` — the full model's averages (``image_auroc``, ``pixel_auroc``, ``pro`` as fractions,
-  ``categories``, ``seeds``; ``ci_low`` / ``ci_high`` per metric with intervals) and each baseline's averages under
+  ``categories``, ``seeds``; ``ci_low`` / ``ci_high`` per metric with intervals) and each comparison method's averages under
   ``methods.<name>``.
 * ``reports/figures/<category>.png`` — test image, anomaly map, ground truth of the full model (first seed).
 * ``reports/plots/<curve>/<category>.json`` — ROC (image, pixel) and PRO curves of every method (first seed),

@@ -1,4 +1,4 @@
-"""Tables 1–2 of reports/tables.md: per category and per group average, FRAD and every same-harness baseline,
+"""Tables 1–2 of reports/tables.md: per category and per group average, FRAD and every same-harness comparison method,
 ours next to the paper's published column and Δ; and the best-method line under Table 1."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _headers(methods: Sequence[str], what: str) -> list[str]:
 
 def category_table(scores: Scores, p: Params, metrics: Sequence[str], boot: Any = None) -> str:
     """Table 1 (metrics = image and pixel AUROC, one "image / pixel" cell) or Table 2 (PRO) for the full model
-    and every baseline, with texture, object and total averages."""
+    and every comparison method, with texture, object and total averages."""
     notes = Notes()
     methods = ["full", *p.compare.methods]
     rows: list[list[str]] = []

@@ -1,4 +1,4 @@
-"""What the report summarises: reports/metrics.json (the full model's and each baseline's averages) and the
+"""What the report summarises: reports/metrics.json (the full model's and each comparison method's averages) and the
 "Speed" section of reports/tables.md (the headline rows of the latest ``python -m bench`` table)."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _first_columns(row: str, n: int) -> str:
 
 def summary_metrics(scores: Scores, p: Params, boot: Any = None) -> dict[str, Any]:
     """reports/metrics.json: the full model's averages (fractions; None if undefined everywhere), their 95%
-    intervals (``ci_low``, ``ci_high``) with ``boot``, and each baseline's under ``methods``."""
+    intervals (``ci_low``, ``ci_high``) with ``boot``, and each comparison method's under ``methods``."""
     cats = list(p.data.categories)
     out: dict[str, Any] = {m: stat(scores["full"], cats, m).mean for m in METRICS}
     out.update(categories=len(cats), seeds=len(p.train.seeds))

@@ -52,7 +52,7 @@ def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
                 else "."
             )
             if methods
-            else "No baseline selected (compare.methods)."
+            else "No comparison method selected (compare.methods)."
         )
         + (" " + uncertainty.LEGEND if boot else ""),
         "",
