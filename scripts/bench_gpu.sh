@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # GPU speed check, one short run on a CUDA machine (docs/speed.md):
-#   1. python -m bench --device cuda $GPU_TARGETS       (every row, eager backbone variants, PaDiM/PatchCore/RD rows)
+#   1. python -m bench --device cuda $GPU_TARGETS       (every row, eager backbone modes, PaDiM/PatchCore/RD rows)
 #   2. scripts/time_stages.py on CUDA                 (the real stages of one bottle-size category, 100 epochs,
-#                                                      then pipeline.padim, pipeline.patchcore, pipeline.rd with
+#                                                      then pipeline.compare padim, patchcore, rd with
 #                                                      $RD_EPOCHS RD epochs: its s/epoch is what is timed, then
 #                                                      one open-choices study item, pipeline.choice defaults: 100
 #                                                      epochs with the test set scored after each)
