@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from frad.methods import METHODS
+
 from .measure import PeakMemory, memory_now, timed
 from .settings import Settings
 from .workloads import random_maps, start_job
 
-BASELINES = ("padim", "patchcore", "rd")  # the same-harness comparison methods (pipeline.padim|patchcore|rd)
+METHOD_NAMES = tuple(METHODS)  # the same-harness comparison methods (frad.methods), one row each
 # PaDiM §4.1: d = 550 of WRN50-2's 1792 channels, 100 of ResNet-18's 448; Lite0 (176) takes the small-backbone value
 PADIM_D = {"wide_resnet50_2": 550, "tf_efficientnet_lite0": 100}
 
@@ -25,20 +27,15 @@ PADIM_D = {"wide_resnet50_2": 550, "tf_efficientnet_lite0": 100}
 def method_config(settings: Settings, method: str, epochs: int = 1) -> Any:
     """The config of ``method`` as the pipeline runs it: the method's defaults (PatchCore coreset 0.1, dims 1024,
     projection 128; RD lr 0.005, Adam (0.5, 0.999)), PaDiM's d for the backbone, RD with the training batch and
-    ``epochs``; --quick: smoke sizes."""
-    from frad.padim import PadimConfig
-    from frad.patchcore import PatchcoreConfig
-    from frad.rd import RDConfig
-
-    seed = settings.seed
-    if method == "padim":
-        return PadimConfig(d=16 if settings.quick else PADIM_D[settings.backbone], seed=seed)
-    if method == "patchcore":
-        quick = dict(coreset=0.5, dims=32, projection=8, k=3) if settings.quick else {}
-        return PatchcoreConfig(seed=seed, **quick)
-    if method == "rd":
-        return RDConfig(epochs=epochs, batch_size=settings.batch_size, seed=seed, device=settings.device)
-    raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(BASELINES)}")
+    ``epochs``; --quick: smoke sizes. A method without an entry here runs with its config's defaults."""
+    if method not in METHODS:
+        raise ValueError(f"unknown comparison method {method!r}; choose one of {', '.join(METHODS)}")
+    changes = {
+        "padim": {"d": 16 if settings.quick else PADIM_D[settings.backbone]},
+        "patchcore": dict(coreset=0.5, dims=32, projection=8, k=3) if settings.quick else {},
+        "rd": {"epochs": epochs, "batch_size": settings.batch_size},
+    }
+    return METHODS[method].make_config(changes.get(method, {}), settings.seed, settings.device)
 
 
 def job_method(settings: Settings, method: str) -> dict[str, Any]:

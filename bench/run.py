@@ -283,7 +283,7 @@ class Runner:
 
     def baseline_rows(self) -> list[Row]:
         """One row per same-harness baseline: img/s of its anomaly maps, its fit time, peak memory."""
-        return [self._baseline_row(method) for method in method_jobs.BASELINES]
+        return [self._baseline_row(method) for method in method_jobs.METHOD_NAMES]
 
     def coreset_row(self) -> Row:
         """PatchCore's greedy coreset alone (the pruned loop the pipeline runs on the CPU) against the dense loop."""

@@ -206,8 +206,8 @@ def closing_notes(settings: Settings, emulated: bool) -> list[str]:
         )
     if "compare" in settings.only:
         notes.append(
-            "Baselines: `fit_and_score` of frad.padim / frad.patchcore / frad.rd (what `python -m pipeline.padim|"
-            f"patchcore|rd` runs) on random fp16 per-layer maps of the cached shapes, {settings.train_images} train "
+            "Comparison methods: `fit_and_score` of frad.padim / frad.patchcore / frad.rd (what `python -m "
+            f"pipeline.compare <method>` runs) on random fp16 per-layer maps of the cached shapes, {settings.train_images} train "
             f"and {settings.method_test_images} test images, in memory, after a warm-up on one batch; throughput = "
             "test images whose upsampled, blurred anomaly maps are made per second (after the fit); time = PaDiM's "
             "Gaussian fit, PatchCore's memory bank + greedy k-center coreset, RD's student s/epoch; peak memory over "
