@@ -1,5 +1,5 @@
 """The measured jobs of the same-harness comparison methods in ``python -m bench``, each run in its own process (see
-``bench.run``): fit and scoring throughput of PaDiM, PatchCore and RD (``frad.<method>.fit_and_score``) on random
+``bench.run``): fit and scoring throughput of PaDiM, PatchCore and RD (``frad.<method>.method.fit_and_score``) on random
 per-layer maps, and PatchCore's greedy coreset alone on real features against the dense loop. Each returns a
 dict of plain numbers."""
 
@@ -39,15 +39,13 @@ def method_config(settings: Settings, method: str, epochs: int = 1) -> Any:
 
 
 def job_method(settings: Settings, method: str) -> dict[str, Any]:
-    """Fit and scoring throughput of one baseline (``frad.<method>.fit_and_score``) on in-memory random per-layer
+    """Fit and scoring throughput of one baseline (``frad.<method>.method.fit_and_score``) on in-memory random per-layer
     maps of one category (``train_images`` train, ``method_test_images`` test), after a warm-up on one batch;
     on the CPU with frad.runtime.tune_malloc, as the pipeline stages run. RD on the CPU with ``train_steps``:
     trained on that many batches for one epoch and the epoch extrapolated, as the training rows do."""
-    import importlib
-
     dev = start_job(settings, malloc=settings.device == "cpu")
     start = memory_now(dev)
-    fit_and_score = importlib.import_module(f"frad.{method}").fit_and_score
+    fit_and_score = METHODS[method].fit_and_score
     layers = method_config(settings, method).layers
     gen = torch.Generator().manual_seed(settings.seed)
     n, n_test, bs = settings.train_images, settings.method_test_images, settings.batch_size
@@ -102,14 +100,14 @@ def job_method(settings: Settings, method: str) -> dict[str, Any]:
 
 
 def job_coreset(settings: Settings) -> dict[str, Any]:
-    """PatchCore's greedy coreset (``frad.patchcore.greedy_coreset``, the pipeline's default 0.1, dims 1024,
+    """PatchCore's greedy coreset (``frad.patchcore.method.greedy_coreset``, the pipeline's default 0.1, dims 1024,
     projection 128) on the memory bank of ``train_images`` distinct synthetic bottle renders through
     EfficientNet-Lite0 with its real ImageNet weights (the row needs real features: how many rows the triangle
     inequality rules out depends on their structure), against the dense loop (every row each step: timed on a few
     hundred steps and extrapolated) and the memory-bandwidth floor of that dense loop (each step reads the whole
     projected bank once; bandwidth = best read of it)."""
     from frad.backbone import load_backbone
-    from frad.patchcore import PatchcoreConfig, _greedy_dense, greedy_coreset, patch_features
+    from frad.patchcore.method import PatchcoreConfig, _greedy_dense, greedy_coreset, patch_features
     from frad.synthetic_render import render_sample
 
     dev = start_job(replace(settings, device="cpu"))

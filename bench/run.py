@@ -11,7 +11,7 @@ Rows, all measured in the same run on the same machine:
   weights the accuracy is measured on tf_efficientnet_lite0 with its ImageNet weights, and the table says so;
 * training, s/epoch and samples/s: the full model on random per-layer maps of the cached shapes, in memory;
 * scoring, img/s: backbone (fast path) + reconstruction net + upsampling + Gaussian blur, batched;
-* compare: PaDiM, PatchCore and RD (``frad.padim|patchcore|rd.fit_and_score``) on random per-layer maps of one
+* compare: PaDiM, PatchCore and RD (``frad.<padim|patchcore|rd>.method.fit_and_score``) on random per-layer maps of one
   bottle-size category, in memory: fit time (PaDiM fit, PatchCore memory bank + greedy coreset, RD s/epoch) and
   img/s of their anomaly maps;
 * coreset: PatchCore's greedy coreset alone at 0.1 on a bottle-size bank of real (EfficientNet-Lite0) features,

@@ -206,7 +206,7 @@ def closing_notes(settings: Settings, emulated: bool) -> list[str]:
         )
     if "compare" in settings.only:
         notes.append(
-            "Comparison methods: `fit_and_score` of frad.padim / frad.patchcore / frad.rd (what `python -m "
+            "Comparison methods: `fit_and_score` of frad.padim.method / frad.patchcore.method / frad.rd.method (what `python -m "
             f"pipeline.compare <method>` runs) on random fp16 per-layer maps of the cached shapes, {settings.train_images} train "
             f"and {settings.method_test_images} test images, in memory, after a warm-up on one batch; throughput = "
             "test images whose upsampled, blurred anomaly maps are made per second (after the fit); time = PaDiM's "

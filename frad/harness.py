@@ -7,7 +7,6 @@ strides 4/8/16) and post-processes its per-position scores with the same §1.5 u
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from .device import resolve_device
-from .errors import ConfigError, DataError
+from .errors import DataError
 
 
 @dataclass
@@ -37,24 +36,6 @@ def clock(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
-
-
-def check_seed(seed: int, key: str) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{key} must be a non-negative integer, got {seed!r}")
-    return seed
-
-
-def check_positive_int(value: int, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def check_positive(value: float, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"{key} must be a positive number, got {value!r}")
-    return float(value)
 
 
 def check_maps(maps: Mapping[int, torch.Tensor], layers: Sequence[int], split: str) -> int:

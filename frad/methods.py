@@ -1,18 +1,19 @@
 """The registry of comparison methods (Tables 1–2): every method FRAD is compared with in the same harness.
 
-A method is one file ``frad/<name>.py`` that defines
+A method is one package ``frad/<name>/``:
 
-* a frozen dataclass config whose fields are the method's settings — each field but ``seed``, ``layers`` and
-  ``device`` is a params key ``compare.<name>.<field>`` (its type hint is the type params.yaml must give;
-  ``__post_init__`` checks the ranges and raises :class:`frad.errors.ConfigError` naming the key); the default of
-  ``layers`` is the backbone layers the method reads from the feature cache;
-* ``fit_and_score(train, test, config, *, image_size, sigma, batch_size, device) -> frad.harness.MethodResult``;
-* optionally ``check_backbone(config, backbone, channels)``: a rule between its settings and the backbone (its
-  name and channels per layer ``{layer: C_l}``), checked when params.yaml is loaded;
+* ``__init__.py``: a frozen dataclass config whose fields are the method's settings — each field but ``seed``,
+  ``layers`` and ``device`` is a params key ``compare.<name>.<field>`` (its type hint is the type params.yaml must
+  give; ``__post_init__`` checks the ranges and raises :class:`frad.errors.ConfigError` naming the key); the
+  default of ``layers`` is the backbone layers the method reads from the feature cache; optionally a method
+  ``check_backbone(backbone, channels)``: a rule between its settings and the backbone (its name and channels per
+  layer ``{layer: C_l}``). Torch-free: every stage validates params.yaml against it at load.
+* ``method.py``: ``fit_and_score(train, test, config, *, image_size, sigma, batch_size, device) ->
+  frad.harness.MethodResult``, imported by name only where a method runs, so that only its own ``compare`` items
+  depend on its code;
 
-plus one line in :data:`METHODS`. Params validation, the ``compare`` stage family, the report's columns and
-labels, its plots and the method tests all loop over this table. It imports no method module: a stage that only
-needs the names and labels (the report) does not depend on the methods' code.
+plus its config's import and one line in :data:`METHODS`. Params validation, the ``compare`` stage family, the
+report's columns and labels, its plots and the method tests all loop over this table.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Mapping
 
+from .padim import PadimConfig
+from .patchcore import PatchcoreConfig
+from .rd import RDConfig
+
 RUNTIME_FIELDS = ("seed", "layers", "device")
 """Config fields the harness sets (the stage's seed, the method's layers, ``train.device``), not params keys."""
 
@@ -31,48 +36,45 @@ RUNTIME_FIELDS = ("seed", "layers", "device")
 class Method:
     name: str  # params key compare.<name>, the stage item, data/scores/<category>/<name>/
     label: str  # column and plot label
-    config: str  # name of the config dataclass in frad/<name>.py
+    config: type  # the frozen settings dataclass of frad/<name>/__init__.py
     paper: str  # the method's own paper (cited in the report)
 
     @property
-    def module(self) -> ModuleType:
-        return importlib.import_module(f"frad.{self.name}")
-
-    @property
-    def config_class(self) -> type:
-        return getattr(self.module, self.config)
+    def code(self) -> ModuleType:
+        """``frad.<name>.method``, imported on first use."""
+        return importlib.import_module(f"frad.{self.name}.method")
 
     @property
     def keys(self) -> tuple[str, ...]:
         """The params keys of ``compare.<name>``, in the config's field order."""
-        return tuple(f.name for f in dataclasses.fields(self.config_class) if f.name not in RUNTIME_FIELDS)
+        return tuple(f.name for f in dataclasses.fields(self.config) if f.name not in RUNTIME_FIELDS)
 
     @property
     def layers(self) -> tuple[int, ...]:
         """Backbone layers the method reads from the feature cache (the default of its config's ``layers``)."""
-        return tuple(next(f.default for f in dataclasses.fields(self.config_class) if f.name == "layers"))
+        return tuple(next(f.default for f in dataclasses.fields(self.config) if f.name == "layers"))
 
     def make_config(self, settings: Mapping[str, Any], seed: int = 0, device: str = "cpu") -> Any:
         """The config from the ``compare.<name>`` settings and the harness's seed (and device, if it has one)."""
         extra: dict[str, Any] = {"seed": seed}
-        if "device" in {f.name for f in dataclasses.fields(self.config_class)}:
+        if "device" in {f.name for f in dataclasses.fields(self.config)}:
             extra["device"] = device
-        return self.config_class(**settings, **extra)
+        return self.config(**settings, **extra)
 
     def check_backbone(self, config: Any, backbone: str, channels: Mapping[int, int]) -> None:
-        check = getattr(self.module, "check_backbone", None)
+        check = getattr(config, "check_backbone", None)
         if check is not None:
-            check(config, backbone, channels)
+            check(backbone, channels)
 
     def fit_and_score(self, *args: Any, **kwargs: Any) -> Any:
-        return self.module.fit_and_score(*args, **kwargs)
+        return self.code.fit_and_score(*args, **kwargs)
 
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
-        Method("padim", "PaDiM", "PadimConfig", "Defard et al., ICPR workshops 2021"),
-        Method("patchcore", "PatchCore", "PatchcoreConfig", "Roth et al., CVPR 2022"),
-        Method("rd", "RD", "RDConfig", "Deng & Li, CVPR 2022"),
+        Method("padim", "PaDiM", PadimConfig, "Defard et al., ICPR workshops 2021"),
+        Method("patchcore", "PatchCore", PatchcoreConfig, "Roth et al., CVPR 2022"),
+        Method("rd", "RD", RDConfig, "Deng & Li, CVPR 2022"),
     )
 }

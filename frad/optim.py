@@ -1,4 +1,4 @@
-"""Training helpers shared by FRAD (frad.train) and RD (frad.rd): Adam without torch.optim's import cost, and the
+"""Training helpers shared by FRAD (frad.train) and RD (frad.rd.method): Adam without torch.optim's import cost, and the
 sample-weighted epoch mean of per-batch losses with a clear divergence error."""
 
 from __future__ import annotations

@@ -4,11 +4,11 @@ the ``.py`` entries of every stage's ``deps:`` list (data deps, comments, anchor
 
 The code a stage runs is the import closure of its command's module (``python -m pipeline.<x>``; for a package,
 its ``__init__.py`` and ``__main__.py``): every project import it can execute, at module level or inside
-functions, except under ``TYPE_CHECKING``. A command with a ``${item.method}`` argument (the ``compare`` family)
-runs the comparison method ``frad/<method>.py``, which the registry (frad.methods) imports by name: the closure of
-each registered method is added, and the method's own file becomes a ``${item.method}`` entry, so each method's
-items depend on its own file only. (Params validation reads every method's config class by name too; that decides
-whether params.yaml loads, never a stage's outputs, so it is no code dep.)
+functions, except under ``TYPE_CHECKING``. Every stage validates params.yaml, so every stage lists the registry
+(frad/methods.py) and each method's settings (``frad/<method>/__init__.py``, torch-free). A command with a
+``${item.method}`` argument (the ``compare`` family) runs one method's code, ``frad/<method>/method.py``, which the
+registry imports by name: the closure of each registered method's code is added, and the code file itself becomes a
+``${item.method}`` entry, so each method's items depend on their own code only.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 PACKAGES = ("frad", "pipeline")
 METHOD = "${item.method}"
-METHOD_FILE = f"frad/{METHOD}.py"
+METHOD_FILE = f"frad/{METHOD}/method.py"
 _STAGE = re.compile(r"^  (\w+):\s*$")
 _CMD = re.compile(r"^\s+cmd: python -m (\S+)(.*)$")
 _DEPS = re.compile(r"^(\s+)deps:(\s*&\w+)?\s*$")
@@ -112,13 +112,13 @@ def closure(module: str) -> frozenset[str]:
 def code_deps(module: str, per_method: bool = False) -> list[str]:
     """The ``.py`` deps of a stage running ``python -m <module>``, pipeline/ first, each part sorted; with
     ``per_method`` (a ``${item.method}`` argument) also each registered comparison method's closure, its own
-    file as ``frad/${item.method}.py``."""
+    code as ``frad/${item.method}/method.py``."""
     files = set(closure(module))
     if per_method:
         from frad.methods import METHODS
 
         for m in METHODS:
-            files |= {METHOD_FILE if f == f"frad/{m}.py" else f for f in closure(f"frad.{m}")}
+            files |= {METHOD_FILE if f == f"frad/{m}/method.py" else f for f in closure(f"frad.{m}.method")}
     return sorted(files, key=lambda f: (not f.startswith("pipeline/"), METHOD not in f, f))
 
 

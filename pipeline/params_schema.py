@@ -193,7 +193,7 @@ def _typed(hint: Any) -> Callable[[str, Any], Any]:
 
 def _method_schema(name: str) -> dict[str, Callable[[str, Any], Any]]:
     """``compare.<name>``: one key per field of the method's config (frad.methods), typed by its hint."""
-    cls = METHODS[name].config_class
+    cls = METHODS[name].config
     hints = get_type_hints(cls)
     return {key: _typed(hints[key]) for key in METHODS[name].keys}
 

@@ -28,7 +28,7 @@ from frad import metrics
 from frad.cache import FeatureCache
 from frad.config import ModelConfig, TrainConfig
 from frad.features import cosine_distance, fuse_features
-from frad.patchcore import PatchcoreConfig, fit_and_score
+from frad.patchcore.method import PatchcoreConfig, fit_and_score
 from frad.postprocess import image_scores, to_image_maps
 from frad.score import anomaly_maps
 from frad.train import channel_stats, train_model

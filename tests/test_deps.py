@@ -27,11 +27,11 @@ def dvc_stages(tmp_path_factory):
 
 def test_every_stage_depends_on_exactly_the_code_it_runs(dvc_stages):
     """Exact for every stage. A comparison method's item (`python -m pipeline.compare <method> …`) also runs
-    frad/<method>.py, which the registry imports by name; it may depend on the shared files another method runs
-    (one `compare` family: its deps are one list, the method's own file a ${item.method} entry)."""
+    frad/<method>/method.py, which the registry imports by name; it may depend on the shared files another method
+    runs (one `compare` family: its deps are one list, the method's code file a ${item.method} entry)."""
     from frad.methods import METHODS
 
-    shared = set().union(*(closure(f"frad.{m}") for m in METHODS)) - {f"frad/{m}.py" for m in METHODS}
+    shared = set().union(*(closure(f"frad.{m}.method") for m in METHODS)) - {f"frad/{m}/method.py" for m in METHODS}
     problems = []
     for name, cmd, deps in dvc_stages:
         words = cmd.split()
@@ -39,7 +39,7 @@ def test_every_stage_depends_on_exactly_the_code_it_runs(dvc_stages):
         needed = set(closure(words[2]))
         allowed = needed
         if words[2] == "pipeline.compare":
-            needed |= closure(f"frad.{words[3]}")
+            needed |= closure(f"frad.{words[3]}.method")
             allowed = needed | shared
         code = {d for d in deps if d.endswith(".py")}
         problems += [f"stage {name} runs {f} but does not depend on it" for f in sorted(needed - code)]
@@ -84,5 +84,41 @@ def test_committed_dvc_yaml_holds_the_generated_code_deps():
     assert deps.rewrite(deps.rewrite(text)) == deps.rewrite(text)
     compare = set(deps.code_deps("pipeline.compare", per_method=True))
     assert "frad/train.py" not in compare and "frad/model.py" not in compare
-    assert {"frad/${item.method}.py", "pipeline/compare.py", "frad/harness.py"} <= compare
+    assert {"frad/${item.method}/method.py", "pipeline/compare.py", "frad/harness.py"} <= compare
     assert not {f"frad/{m}.py" for m in ("padim", "patchcore", "rd")} & compare
+
+
+def test_what_a_stage_imports_at_run_time_is_in_its_deps(dvc_stages):
+    """The static closure is checked against Python itself: importing each stage's module and loading params.yaml
+    (what every stage does first) executes no project file outside its code deps — no import by name (importlib)
+    escapes them. Each module in a fresh interpreter."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipeline.deps import _empty
+
+    code = (
+        "import importlib, json, sys\n"
+        "importlib.import_module(sys.argv[1])\n"
+        "from pipeline.params import load_params\n"
+        "load_params()\n"
+        "print(json.dumps([getattr(m, '__file__', None) for m in list(sys.modules.values())]))"
+    )
+    deps_of = {}
+    for _, cmd, deps in dvc_stages:
+        deps_of.setdefault(cmd.split()[2], set()).update(d for d in deps if d.endswith(".py"))
+    problems = []
+    for module, deps in sorted(deps_of.items()):
+        out = subprocess.run(
+            [sys.executable, "-c", code, module], cwd=PROJECT, capture_output=True, text=True, check=True
+        ).stdout
+        loaded = set()
+        for f in json.loads(out.splitlines()[-1]):
+            path = f and Path(f).resolve()
+            if path and path.is_relative_to(PROJECT) and path.parts[len(PROJECT.parts)] in ("frad", "pipeline"):
+                loaded.add(path.relative_to(PROJECT).as_posix())
+        extra = {f for f in loaded - deps if not (f.endswith("__init__.py") and _empty(PROJECT / f))}
+        problems += [f"python -m {module} imports {f}, not in its deps" for f in sorted(extra)]
+    assert not problems, "\n".join(problems)

@@ -13,10 +13,12 @@ import torch.nn.functional as F
 from pipeline_utils import TINY
 from sklearn.neighbors import NearestNeighbors
 
-from frad import padim, patchcore, rd
 from frad.errors import ConfigError, TrainingError
 from frad.methods import METHODS as REGISTRY
+from frad.padim import method as padim
+from frad.patchcore import method as patchcore
 from frad.postprocess import to_image_maps
+from frad.rd import method as rd
 
 torch.set_num_threads(1)
 

@@ -1,6 +1,7 @@
-"""A new comparison method is one file and one registry line (README, "A new comparison method"): in a copy of
-the project, a toy method ``frad/toy.py`` plus its line in ``frad.methods.METHODS`` is validated at load, staged by
-the ``compare`` family with exact code deps, reported in Tables 1-2 and metrics.json, and plotted."""
+"""A new comparison method is one package and one registry line (README, "A new comparison method"): in a copy of
+the project, a toy method ``frad/toy/`` (settings in ``__init__.py``, code in ``method.py``) plus its line in
+``frad.methods.METHODS`` is validated at load, staged by the ``compare`` family with exact code deps, reported in
+Tables 1-2 and metrics.json, and plotted."""
 
 from __future__ import annotations
 
@@ -16,14 +17,13 @@ from pipeline.workspace import make_workspace
 
 pytestmark = pytest.mark.slow
 
-TOY = '''"""Toy comparison method (tests/test_new_method.py): distance of each layer-3 position to the train mean."""
+TOY_SETTINGS = '''"""Toy comparison method (tests/test_new_method.py): its settings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .harness import MethodResult, check_maps, check_positive
-from .postprocess import to_image_maps
+from ..checks import check_positive
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,13 @@ class ToyConfig:
 
     def __post_init__(self) -> None:
         check_positive(self.scale, "compare.toy.scale")
+'''
+TOY_CODE = '''"""Toy comparison method: distance of each layer-3 position to the train mean."""
+
+from __future__ import annotations
+
+from ..harness import MethodResult, check_maps
+from ..postprocess import to_image_maps
 
 
 def fit_and_score(train, test, config, *, image_size, sigma, batch_size=32, device="cpu"):
@@ -43,7 +50,8 @@ def fit_and_score(train, test, config, *, image_size, sigma, batch_size=32, devi
     maps = to_image_maps(config.scale * (test[3].float() - mean).norm(dim=1), image_size, sigma)
     return MethodResult(maps=maps, image_scores=maps.flatten(1).amax(1).numpy(), info={"toy": True})
 '''
-LINE = '        Method("toy", "Toy", "ToyConfig", "tests/test_new_method.py"),\n'
+IMPORT = "from .toy import ToyConfig\n"
+LINE = '        Method("toy", "Toy", ToyConfig, "tests/test_new_method.py"),\n'
 
 
 def python(ws, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -62,9 +70,12 @@ def set_toy(ws, settings: dict) -> None:
 
 def test_a_toy_method_is_validated_staged_reported_and_plotted(tmp_path):
     ws = make_workspace(tmp_path / "ws", {**TINY, "ablation.layers": []})
-    (ws / "frad" / "toy.py").write_text(TOY)
+    (ws / "frad" / "toy").mkdir()
+    (ws / "frad" / "toy" / "__init__.py").write_text(TOY_SETTINGS)
+    (ws / "frad" / "toy" / "method.py").write_text(TOY_CODE)
     registry = ws / "frad" / "methods.py"
     text = registry.read_text()
+    text = text.replace("from .rd import RDConfig\n", "from .rd import RDConfig\n" + IMPORT)
     anchor = text.index('        Method("rd"')
     registry.write_text(text[:anchor] + LINE + text[anchor:])
 
@@ -77,8 +88,12 @@ def test_a_toy_method_is_validated_staged_reported_and_plotted(tmp_path):
     assert bad.returncode == 2 and "compare.toy.scale must be a positive number, got -1.0" in bad.stderr
     set_toy(ws, {"scale": 2.0})
 
-    # staged: the compare family's generated code deps already cover it (frad/${item.method}.py)
-    python(ws, "-m", "pipeline.deps", "--check")
+    # staged: every stage validates its settings (the deps command adds frad/toy/__init__.py to each), and the
+    # compare family's generated code deps already cover its code (frad/${item.method}/method.py)
+    assert python(ws, "-m", "pipeline.deps", "--check", check=False).returncode == 1
+    python(ws, "-m", "pipeline.deps")
+    assert "frad/toy/__init__.py" in (ws / "dvc.yaml").read_text()
+    assert "frad/toy/method.py" not in (ws / "dvc.yaml").read_text()
     ran = repro(ws)
     assert {"compare@tile-toy-0", "compare@tile-padim-0", "report"} <= ran
     assert status(ws) == set()
@@ -96,4 +111,11 @@ def test_a_toy_method_is_validated_staged_reported_and_plotted(tmp_path):
 
     # one method's settings rerun that method's items and the reports only
     set_toy(ws, {"scale": 3.0})
+    assert status(ws) == {"compare@tile-toy-0"}
+
+    # and its code file only its own items
+    set_toy(ws, {"scale": 2.0})
+    assert status(ws) == set()
+    with (ws / "frad" / "toy" / "method.py").open("a") as fh:
+        fh.write("\n# changed\n")
     assert status(ws) == {"compare@tile-toy-0"}

@@ -454,10 +454,10 @@ def test_each_comparison_method_s_params_are_its_config_fields():
     raw = changed()
     params = validate_params(raw)
     for name, method in METHODS.items():
-        fields = {f.name for f in dataclasses.fields(method.config_class)} - set(RUNTIME_FIELDS)
+        fields = {f.name for f in dataclasses.fields(method.config)} - set(RUNTIME_FIELDS)
         assert set(raw["compare"][name]) == fields == set(method.keys)
         config = params.compare.config(name, seed=3)
-        assert isinstance(config, method.config_class) and config.seed == 3
+        assert isinstance(config, method.config) and config.seed == 3
         assert {k: getattr(config, k) for k in fields} == {
             k: tuple(v) if isinstance(v, list) else v for k, v in raw["compare"][name].items()
         }

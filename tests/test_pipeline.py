@@ -149,7 +149,7 @@ def test_frad_code_leaves_the_comparison_methods_up_to_date_and_a_method_file_on
     assert stages([], CATS, ALL_TRAIN) <= changed
     assert not {s for s in changed if s.startswith("compare@")}
     repro(ws)
-    with (ws / "frad" / "padim.py").open("a") as fh:
+    with (ws / "frad" / "padim" / "method.py").open("a") as fh:
         fh.write("\n# changed\n")
     assert status(ws) == {"compare@tile-padim-0"}  # the reports rerun once its new scores differ
 

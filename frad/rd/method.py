@@ -22,57 +22,21 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .device import check_device
-from .errors import ConfigError, DataError
-from .features import cosine_distance
-from .harness import MethodResult, as_device, check_maps, check_positive, check_positive_int, check_seed
-from .layers import check_layers
-from .optim import Adam, epoch_mean
-from .postprocess import gaussian_blur, to_image_maps
+from ..errors import ConfigError, DataError
+from ..features import cosine_distance
+from ..harness import MethodResult, as_device, check_maps
+from ..optim import Adam, epoch_mean
+from ..postprocess import gaussian_blur, to_image_maps
+from . import RDConfig
 
 OCE_BLOCKS = 3  # their BN_layer(Bottleneck, 3)
 DECODER_BLOCKS = (3, 4, 6)  # their de_wide_resnet50_2 layers 1–3, coarsest stage first
-
-
-@dataclass(frozen=True)
-class RDConfig:
-    epochs: int = 200  # their code
-    batch_size: int = 16
-    lr: float = 0.005
-    betas: tuple[float, float] = (0.5, 0.999)
-    seed: int = 0
-    layers: tuple[int, ...] = (1, 2, 3)
-    device: str = "cpu"
-    student_output: str = "relu"  # their de-ResNet; "linear": no ReLU at the decoder stages' outputs
-
-    def __post_init__(self) -> None:
-        check_positive_int(self.epochs, "compare.rd.epochs")
-        if self.student_output not in ("relu", "linear"):
-            raise ConfigError(f"compare.rd.student_output must be 'relu' or 'linear', got {self.student_output!r}")
-        check_positive_int(self.batch_size, "compare.rd.batch_size")
-        object.__setattr__(self, "lr", check_positive(self.lr, "compare.rd.lr"))
-        betas = tuple(self.betas)
-        if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-            raise ConfigError(f"compare.rd.betas must be two numbers in [0, 1), got {list(betas)}")
-        object.__setattr__(self, "betas", tuple(float(b) for b in betas))
-        check_seed(self.seed, "compare.rd.seed")
-        layers = check_layers(self.layers, "compare.rd.layers")
-        if layers != tuple(range(layers[0], layers[-1] + 1)):
-            raise ConfigError(
-                f"compare.rd.layers must be consecutive (the decoder mirrors the backbone), got {list(layers)}"
-            )
-        object.__setattr__(self, "layers", layers)
-        try:
-            check_device(self.device)
-        except ConfigError:
-            raise ConfigError(f"compare.rd.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}") from None
 
 
 def _bn_relu(conv: nn.Module, c: int) -> list[nn.Module]:

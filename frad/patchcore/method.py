@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -20,40 +19,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .errors import ConfigError
-from .harness import MethodResult, as_device, check_maps, check_positive_int, check_seed, clock
-from .layers import check_layers
-from .postprocess import to_image_maps
+from ..errors import ConfigError
+from ..harness import MethodResult, as_device, check_maps, clock
+from ..postprocess import to_image_maps
+from . import PatchcoreConfig
 
 CHUNK = 2048  # test patches per nearest-neighbour chunk (bounds the (chunk, |M|) distance matrix)
-
-
-@dataclass(frozen=True)
-class PatchcoreConfig:
-    coreset: float = 0.1  # coreset size as a fraction of |M| (their MVTec results: 1 %, 10 %, 25 %)
-    dims: int = 1024  # per-position feature size (their code: pretrain and target embed dimension 1024)
-    projection: int = 128  # random projection for the coreset selection (their code: 128)
-    neighbourhood: int = 3  # p of eq. 3
-    reweight: bool = False  # eq. 7 image-score reweighting
-    k: int = 9  # b of eq. 7: neighbours of m* in M
-    seed: int = 0
-    layers: tuple[int, ...] = (2, 3)
-
-    def __post_init__(self) -> None:
-        c = self.coreset
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 1:
-            raise ConfigError(f"compare.patchcore.coreset must be in (0, 1], got {c!r}")
-        object.__setattr__(self, "coreset", float(c))
-        check_positive_int(self.dims, "compare.patchcore.dims")
-        check_positive_int(self.projection, "compare.patchcore.projection")
-        p = self.neighbourhood
-        if check_positive_int(p, "compare.patchcore.neighbourhood") % 2 == 0:
-            raise ConfigError(f"compare.patchcore.neighbourhood must be odd (a centred p×p patch), got {p}")
-        if not isinstance(self.reweight, bool):
-            raise ConfigError(f"compare.patchcore.reweight must be true or false, got {self.reweight!r}")
-        check_positive_int(self.k, "compare.patchcore.k")
-        check_seed(self.seed, "compare.patchcore.seed")
-        object.__setattr__(self, "layers", check_layers(self.layers, "compare.patchcore.layers"))
 
 
 def aggregate(x: torch.Tensor, p: int) -> torch.Tensor:

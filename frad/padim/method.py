@@ -17,24 +17,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, DataError
-from .harness import MethodResult, as_device, check_maps, check_positive, check_positive_int, check_seed, clock
-from .layers import check_layers
-from .postprocess import to_image_maps
-
-
-@dataclass(frozen=True)
-class PadimConfig:
-    d: int = 100  # their paper: 100 for ResNet-18 (448 channels), 550 for WRN50-2 (1792 channels)
-    eps: float = 0.01  # ε of eq. 1 (their code: 0.01)
-    seed: int = 0
-    layers: tuple[int, ...] = (1, 2, 3)
-
-    def __post_init__(self) -> None:
-        check_positive_int(self.d, "compare.padim.d")
-        object.__setattr__(self, "eps", check_positive(self.eps, "compare.padim.eps"))
-        check_seed(self.seed, "compare.padim.seed")
-        object.__setattr__(self, "layers", check_layers(self.layers, "compare.padim.layers"))
+from ..errors import ConfigError, DataError
+from ..harness import MethodResult, as_device, check_maps, clock
+from ..postprocess import to_image_maps
+from . import PadimConfig
 
 
 @dataclass
@@ -43,16 +29,6 @@ class PadimModel:
     mean: torch.Tensor  # (P, d) float64, P = H·W positions of the finest grid
     precision: torch.Tensor  # (P, d, d) float64, Σ⁻¹ per position
     grid: tuple[int, int]
-
-
-def check_backbone(config: PadimConfig, backbone: str, channels: Mapping[int, int]) -> None:
-    """d is drawn from the channels of the layers used (§3.1): at most their sum (``channels``: {layer: C_l})."""
-    total = sum(channels[layer] for layer in config.layers)
-    if config.d > total:
-        raise ConfigError(
-            f"compare.padim.d={config.d} exceeds the {total} channels of {backbone}'s layers {list(config.layers)}; "
-            "lower it (the PaDiM paper: 550 for WRN50-2, 100 for ResNet-18-size backbones)"
-        )
 
 
 def channel_subset(total: int, d: int, seed: int) -> torch.Tensor:
