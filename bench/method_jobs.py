@@ -107,8 +107,8 @@ def job_coreset(settings: Settings) -> dict[str, Any]:
     hundred steps and extrapolated) and the memory-bandwidth floor of that dense loop (each step reads the whole
     projected bank once; bandwidth = best read of it)."""
     from frad.backbone import load_backbone
+    from frad.datasets.synthetic_render import render_sample
     from frad.patchcore.method import PatchcoreConfig, _greedy_dense, greedy_coreset, patch_features
-    from frad.synthetic_render import render_sample
 
     dev = start_job(replace(settings, device="cpu"))
     start = memory_now(dev)

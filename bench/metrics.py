@@ -1,10 +1,10 @@
-"""Benchmark of frad.metrics on a synthetic test set of MVTec AD size.
+"""Benchmark of frad.evaluation.metrics on a synthetic test set of MVTec AD size.
 
     python -m bench.metrics [--n 1725 --size 256 --seed 0] [--thresholds 200] [--sklearn] [--target NAME=VALUE]
 
 Builds ``n`` maps/masks of ``size`` x ``size`` (about one third good images, blob-like defects of
 varied size, smooth float32 noise maps that are higher on defects), then times in the same run:
-the exact ``au_pro`` and ``pixel_auroc`` of :mod:`frad.metrics` and the classic AU-PRO loop
+the exact ``au_pro`` and ``pixel_auroc`` of :mod:`frad.evaluation.metrics` and the classic AU-PRO loop
 (evenly spaced thresholds, connected components re-labelled at every threshold), and prints one
 table (met / NOT met beside the targets given). :func:`run_metrics_benchmark` returns the numbers for
 ``python -m bench``.
@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 from tabulate import tabulate
 
-from frad.metrics import au_pro, pixel_auroc
+from frad.evaluation.metrics import au_pro, pixel_auroc
 
 from .measure import PeakMemory, memory_now, timed
 from .targets import add_target_option, verdict
@@ -95,7 +95,7 @@ def _add_blob(rng: np.random.Generator, amap: np.ndarray, mask: np.ndarray) -> N
 def classic_au_pro(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3, num_thresholds: int = 200) -> float:
     """AU-PRO the classic way: evenly spaced thresholds from min to max, at each one the
     connected components of every mask re-labelled and the per-region overlap recomputed;
-    integrated like :func:`frad.metrics.au_pro` (start (0, 0), trapezoids, interpolation at
+    integrated like :func:`frad.evaluation.metrics.au_pro` (start (0, 0), trapezoids, interpolation at
     the limit, divided by it)."""
     normal = ~masks
     n_ok = np.count_nonzero(normal)

@@ -40,7 +40,7 @@ def synthetic_images(
 ) -> torch.Tensor:
     """``n`` normalised synthetic MVTec-like renders (objects and textures) of ``size``², CPU float32.
     At most 8 distinct images are rendered; the rest repeat them (content does not change speed)."""
-    from frad.synthetic_render import render_sample
+    from frad.datasets.synthetic_render import render_sample
 
     cats = ("bottle", "tile", "screw", "carpet")
     distinct = [render_sample(cats[i % len(cats)], index=i, split=split, size=size).image for i in range(min(n, 8))]

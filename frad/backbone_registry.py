@@ -81,9 +81,9 @@ def hub_checkpoint_path(url: str) -> Path:
 
 def _wrn_imagenet(download_timeout: float) -> StateDict:
     """torchvision ``Wide_ResNet50_2_Weights.IMAGENET1K_V1`` from the hub cache, downloaded there with
-    :func:`frad.download.download` when missing: a reachability probe bounded by ``download_timeout`` first
+    :func:`frad.datasets.download.download` when missing: a reachability probe bounded by ``download_timeout`` first
     (offline fails within it), then the resumable download, checked against the sha256 prefix in the name."""
-    from frad.download import download, probe
+    from frad.datasets.download import download, probe
 
     url = _wrn_url()
     path = hub_checkpoint_path(url)

@@ -19,7 +19,8 @@ import torch
 from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
-from .data import CategoryIndex, ImageDataset, Sample
+from .datasets.layout import CategoryIndex, Sample
+from .datasets.preprocess import ImageDataset
 from .errors import DataError
 from .io import atomic_path
 

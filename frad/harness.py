@@ -2,7 +2,7 @@
 
 Each comparison method reads the same cached per-layer backbone maps as FRAD ({layer: (N, C_l, H_l, W_l)}, layers 1–3 =
 strides 4/8/16) and post-processes its per-position scores with the same §1.5 upsampling and σ blur
-(:func:`frad.postprocess.to_image_maps`), so the comparison runs in one harness with zero extra backbone forwards.
+(:func:`frad.evaluation.postprocess.to_image_maps`), so the comparison runs in one harness with zero extra backbone forwards.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ class Method:
     label: str  # column and plot label
     config: type  # the frozen settings dataclass of frad/<name>/__init__.py
     paper: str  # the method's own paper (cited in the report)
+    trained: bool = False  # fits a network by gradient descent: its maps follow the optimisation's float rounding
 
     @property
     def code(self) -> ModuleType:
@@ -75,6 +76,6 @@ METHODS: dict[str, Method] = {
     for m in (
         Method("padim", "PaDiM", PadimConfig, "Defard et al., ICPR workshops 2021"),
         Method("patchcore", "PatchCore", PatchcoreConfig, "Roth et al., CVPR 2022"),
-        Method("rd", "RD", RDConfig, "Deng & Li, CVPR 2022"),
+        Method("rd", "RD", RDConfig, "Deng & Li, CVPR 2022", trained=True),
     )
 }

@@ -1,5 +1,5 @@
 """§1.5 Inference of FRAD: per-position cosine distance (eq. 8) between z and the reconstruction ẑ, then the shared
-post-processing of :mod:`frad.postprocess` (bilinear upsampling, Gaussian σ = 4, image score = max). Runs batched on
+post-processing of :mod:`frad.evaluation.postprocess` (bilinear upsampling, Gaussian σ = 4, image score = max). Runs batched on
 the model's device."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from typing import Mapping
 
 import torch
 
+from .evaluation.postprocess import to_image_maps
 from .features import cosine_distance, fuse_features
 from .model import ReconstructionNet
-from .postprocess import to_image_maps
 
 
 @torch.inference_mode()

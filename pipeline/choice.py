@@ -27,9 +27,9 @@ def run(params: Params, category: str, name: str, seed: int) -> dict:
         log.info("choice %s/%s seed %d: choices.enabled is false, nothing trained", category, name, seed)
         return head
     # Heavy imports only when the study is on.
-    from frad import metrics
     from frad.cache import FeatureCache
-    from frad.postprocess import image_scores
+    from frad.evaluation import metrics
+    from frad.evaluation.postprocess import image_scores
     from frad.score import anomaly_maps
     from frad.train import train_model
 

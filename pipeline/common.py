@@ -39,12 +39,12 @@ def maps_path(category: str, method: str, seed: int) -> Path:
 
 
 def boot_path(category: str, method: str, seed: int) -> Path:
-    """Per-image statistics for the report's bootstrap intervals (``frad.bootstrap.Summary``)."""
+    """Per-image statistics for the report's bootstrap intervals (``frad.evaluation.bootstrap.Summary``)."""
     return SCORES / category / method / f"seed{seed}_boot.npz"
 
 
 def curves_path(category: str, method: str, seed: int) -> Path:
-    """ROC and PRO curves (``frad.curves``) of one score item."""
+    """ROC and PRO curves (``frad.evaluation.curves``) of one score item."""
     return CURVES / category / method / f"seed{seed}.json"
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from frad.archive import safe_extract
-from frad.checksum import verify_sha256
-from frad.download import MVTEC_FILENAME, MVTEC_SIZE, MVTEC_URL, download
+from frad.datasets.archive import safe_extract
+from frad.datasets.checksum import verify_sha256
+from frad.datasets.download import MVTEC_FILENAME, MVTEC_SIZE, MVTEC_URL, download
 from frad.errors import DownloadError
 from frad.io import write_json
 

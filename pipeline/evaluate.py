@@ -1,7 +1,7 @@
 """What every scoring stage shares (FRAD's `score`, the comparison methods' `compare`): :func:`evaluate` measures one
-method's test maps and image scores the same way — image AUROC, pixel AUROC, AU-PRO (``frad.metrics``) into
+method's test maps and image scores the same way — image AUROC, pixel AUROC, AU-PRO (``frad.evaluation.metrics``) into
 data/scores/<category>/<method>/seed<seed>.json, per-image statistics for the report's bootstrap intervals
-(``frad.bootstrap``) next to it (``seed<seed>_boot.npz``), ROC/PRO curves into data/curves/…, and a few maps for the
+(``frad.evaluation.bootstrap``) next to it (``seed<seed>_boot.npz``), ROC/PRO curves into data/curves/…, and a few maps for the
 report's figures. Knows no model: the comparison methods' stages do not depend on FRAD's network or training."""
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from frad import bootstrap, metrics
 from frad.cache import FeatureCache
-from frad.curves import compute_curves
-from frad.data import crop_box, index_category, read_image
+from frad.datasets.layout import index_category, read_image
+from frad.datasets.preprocess import crop_box
+from frad.evaluation import bootstrap, metrics
+from frad.evaluation.curves import compute_curves
 from frad.io import atomic_path, write_json
 
 from .common import DATASETS, boot_path, curves_path, maps_path, score_path
@@ -91,7 +92,7 @@ def evaluate(
 
 
 def thumbnail(path, size: int, crop: float) -> np.ndarray:
-    """The test image as the backbone saw it (resized and centre-cropped, :func:`frad.data.crop_box`), uint8."""
+    """The test image as the backbone saw it (resized and centre-cropped, :func:`frad.datasets.preprocess.crop_box`), uint8."""
     from PIL import Image
 
     resized, top = crop_box(size, crop)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from frad.backbone import load_backbone
 from frad.cache import build_feature_cache
-from frad.data import index_category
+from frad.datasets.layout import index_category
 from frad.device import resolve_device
 
 from .common import DATASETS, FEATURES, stage_main, usage

@@ -24,7 +24,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
-from frad.mvtec import MVTEC_OBJECTS, MVTEC_TEXTURES
+from frad.datasets.mvtec_ad import MVTEC_OBJECTS, MVTEC_TEXTURES
 
 METRICS: tuple[str, ...] = ("image_auroc", "pixel_auroc", "pro")
 """Metric keys, as in the score files (data/scores/<category>/<variant>.json)."""

@@ -11,10 +11,10 @@ from typing import Any, Mapping, get_type_hints
 import yaml
 
 from frad.config import ModelConfig, TrainConfig
+from frad.datasets.mvtec_ad import MVTEC_TEXTURES
 from frad.errors import ConfigError
 from frad.layers import BACKBONE_CHANNELS
 from frad.methods import METHODS
-from frad.mvtec import MVTEC_TEXTURES
 
 from .params_schema import LAYER_VARIANT, PARAMS_FILE, SCHEMA, Loader, feature_map_side, layers_of, validate_schema
 

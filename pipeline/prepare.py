@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from frad.data import MVTEC_CATEGORIES, check_files, index_category
+from frad.datasets.layout import check_files, index_category
+from frad.datasets.mvtec_ad import MVTEC_CATEGORIES
+from frad.datasets.synthetic import generate_category
 from frad.errors import DataError
 from frad.io import atomic_path
-from frad.synthetic import generate_category
 
 from .common import DATASETS, stage_main, usage
 from .download import EXTRACTED

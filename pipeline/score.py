@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from frad.cache import FeatureCache
 from frad.device import resolve_device
-from frad.postprocess import image_scores
+from frad.evaluation.postprocess import image_scores
 from frad.score import anomaly_maps
 from frad.train import load_model
 

@@ -24,12 +24,12 @@ from diagnose_harness import (
     train_eval,
 )
 
-from frad import metrics
 from frad.cache import FeatureCache
 from frad.config import ModelConfig, TrainConfig
+from frad.evaluation import metrics
+from frad.evaluation.postprocess import image_scores, to_image_maps
 from frad.features import cosine_distance, fuse_features
 from frad.patchcore.method import PatchcoreConfig, fit_and_score
-from frad.postprocess import image_scores, to_image_maps
 from frad.score import anomaly_maps
 from frad.train import channel_stats, train_model
 
@@ -214,7 +214,7 @@ def maxima_places(images: np.ndarray, maps: np.ndarray) -> list[str]:
 def run_maxima(data: Data, args) -> str:
     """Where the image score (max of A_pix, §1.5) comes from, per seed: counts of the maximum's place in good and
     defective test images; with ``--figure``, the maps of a few good and defective images with the maximum marked."""
-    from frad.data import index_category
+    from frad.datasets.layout import index_category
     from pipeline.evaluate import thumbnail
 
     if not args.dataset:

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from frad import metrics
 from frad.cache import FeatureCache
 from frad.config import ModelConfig, TrainConfig
+from frad.evaluation import metrics
+from frad.evaluation.postprocess import image_scores
 from frad.features import cosine_distance, fuse_features
-from frad.postprocess import image_scores
 from frad.score import anomaly_maps
 from frad.train import train_model
 

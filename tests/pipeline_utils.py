@@ -96,7 +96,7 @@ def tiny_archive(folder: Path, category: str = "bottle") -> tuple[Path, str]:
     import hashlib
     import tarfile
 
-    from frad.synthetic import generate_category
+    from frad.datasets.synthetic import generate_category
 
     root = folder / "arch"
     generate_category(root, category, seed=0, n_train=4, n_test_good=2, n_test_defect_per_type=1, size=64)

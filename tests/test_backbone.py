@@ -22,9 +22,9 @@ import torch.nn.functional as F
 import torchvision
 
 from frad import backbone_registry as registry
-from frad import download as fd
 from frad.backbone import Backbone, extract_layers, load_backbone
 from frad.backbone_registry import BACKBONES, lite0_package_file
+from frad.datasets import download as fd
 from frad.errors import ConfigError, WeightsError
 
 LITE = "tf_efficientnet_lite0"
@@ -302,7 +302,7 @@ def test_bad_config_is_a_config_error():
 
 
 def test_wrn_imagenet_downloads_into_the_hub_cache_and_checks_the_name_hash(empty_hub, monkeypatch, tmp_path, wrn_file):
-    """The download goes through frad.download (a file:// URL stands in for download.pytorch.org) into the
+    """The download goes through frad.datasets.download (a file:// URL stands in for download.pytorch.org) into the
     torch hub cache, checked against the sha256 prefix in the file name; a wrong file leaves nothing behind."""
     digest = hashlib.file_digest(wrn_file.open("rb"), "sha256").hexdigest()
     good = tmp_path / "remote" / f"wide_resnet50_2-{digest[:8]}.pth"

@@ -1,4 +1,4 @@
-"""Tests for frad.bootstrap: the per-resample metrics equal frad.metrics on the resampled images (AU-PRO within
+"""Tests for frad.evaluation.bootstrap: the per-resample metrics equal frad.evaluation.metrics on the resampled images (AU-PRO within
 its stated bound), the interval of a perfectly separated set, coverage on a score model with a known AUROC,
 stratified and paired resampling, the summary file."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from frad import bootstrap, metrics
 from frad.errors import DataError
+from frad.evaluation import bootstrap, metrics
 
 
 def random_set(rng: np.random.Generator, n: int, size: int, levels: int | None):
@@ -27,7 +27,7 @@ def random_set(rng: np.random.Generator, n: int, size: int, levels: int | None):
 
 
 def reference(maps, masks, scores, labels, idx, limit):
-    """frad.metrics on the resampled images themselves."""
+    """frad.evaluation.metrics on the resampled images themselves."""
     return {
         "image_auroc": metrics.image_auroc(scores[idx], labels[idx]),
         "pixel_auroc": metrics.pixel_auroc(maps[idx], masks[idx]),

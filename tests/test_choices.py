@@ -9,9 +9,9 @@ import torch
 
 from frad.config import ModelConfig, TrainConfig
 from frad.errors import ConfigError
+from frad.evaluation.postprocess import image_scores
 from frad.features import cosine_distance, fuse_features
 from frad.model import GFE, ReconstructionNet
-from frad.postprocess import image_scores
 from frad.score import anomaly_maps
 from frad.train import channel_stats, load_model, save_model, train_model
 

@@ -1,4 +1,4 @@
-"""Tests for frad.curves: the stored curves lie on the exact curves and integrate to the exact metrics."""
+"""Tests for frad.evaluation.curves: the stored curves lie on the exact curves and integrate to the exact metrics."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_curve
 from test_metrics import brute_force_au_pro, random_case
 
-from frad import metrics
-from frad.curves import CURVES, compute_curves, plot_rows
+from frad.evaluation import metrics
+from frad.evaluation.curves import CURVES, compute_curves, plot_rows
 
 
 def _area(points: list[dict], y_key: str) -> float:
@@ -101,7 +101,7 @@ def test_undefined_curves_are_empty():
 
 
 def test_measure_without_masks_gives_image_auroc_and_names_why_pixel_metrics_are_undefined():
-    from frad import metrics
+    from frad.evaluation import metrics
 
     maps, masks, scores, labels = _case(0)
     with_masks, without = metrics.measure(maps, scores, labels, masks), metrics.measure(maps, scores, labels, None)

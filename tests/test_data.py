@@ -1,4 +1,4 @@
-"""Tests for ``frad.data`` (MVTec layout reader), ``frad.synthetic`` (seeded generator) and ``frad.synthetic_render``
+"""Tests for ``frad.datasets.layout`` (MVTec layout reader), ``frad.datasets.preprocess``, ``frad.datasets.synthetic`` (seeded generator) and ``frad.datasets.synthetic_render``
 (the drawing)."""
 
 from __future__ import annotations
@@ -11,18 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from frad import synthetic, synthetic_render
-from frad.data import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    MVTEC_CATEGORIES,
-    ImageDataset,
-    index_category,
-    load_image,
-    load_mask,
-    read_image,
-    read_mask,
-)
+from frad.datasets import synthetic, synthetic_render
+from frad.datasets.layout import index_category, read_image, read_mask
+from frad.datasets.mvtec_ad import MVTEC_CATEGORIES
+from frad.datasets.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, load_image, load_mask
 from frad.errors import DataError
 
 BOTTLE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvtec_ad"
@@ -157,7 +149,7 @@ def test_generator_replaces_its_own_output_but_never_foreign_data(tmp_path):
     synthetic.generate_category(tmp_path, "tile", **{**SMALL, "n_train": 4})  # rerun replaces
     assert len(index_category(tmp_path, "tile").train) == 4
     _tiny_category(tmp_path, "bottle")
-    with pytest.raises(DataError, match="not written by frad.synthetic"):
+    with pytest.raises(DataError, match="not written by frad.datasets.synthetic"):
         synthetic.generate_category(tmp_path, "bottle", **SMALL)
     assert len(index_category(tmp_path, "bottle").train) == 2
 
@@ -362,7 +354,7 @@ def test_crop_is_resize_to_s_over_crop_then_centre_crop_like_torchvision(tmp_pat
     64×64, exactly as torchvision's resize (antialiased bilinear) then center_crop; the mask is cut the same way."""
     import torchvision.transforms.functional as TF
 
-    from frad.data import crop_box, to_tensor
+    from frad.datasets.preprocess import crop_box, to_tensor
 
     assert crop_box(64, 1.0) == (64, 0) and crop_box(64, 0.875) == (73, 4) and crop_box(256, 0.875) == (293, 18)
     rng = np.random.default_rng(0)

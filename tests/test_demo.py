@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from frad import metrics, synthetic, synthetic_render
 from frad.backbone import load_backbone
 from frad.cache import FeatureCache, build_feature_cache
-from frad.data import index_category
-from frad.postprocess import image_scores
+from frad.datasets import synthetic, synthetic_render
+from frad.datasets.layout import index_category
+from frad.evaluation import metrics
+from frad.evaluation.postprocess import image_scores
 from frad.score import anomaly_maps
 from frad.train import train_model
 from pipeline.demo import DEMO_PARAMS, MIN_IMAGE_AUROC

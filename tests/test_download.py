@@ -1,5 +1,5 @@
-"""frad.download, frad.checksum: resumable checksummed download against a local fault-injecting server;
-frad.archive: safe extraction."""
+"""frad.datasets.download, frad.datasets.checksum: resumable checksummed download against a local fault-injecting server;
+frad.datasets.archive: safe extraction."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from frad.archive import list_top_dirs, safe_extract
-from frad.checksum import verify_sha256
-from frad.download import MVTEC_FILENAME, MVTEC_SHA256, MVTEC_SIZE, MVTEC_URL, download
+from frad.datasets.archive import list_top_dirs, safe_extract
+from frad.datasets.checksum import verify_sha256
+from frad.datasets.download import MVTEC_FILENAME, MVTEC_SHA256, MVTEC_SIZE, MVTEC_URL, download
 from frad.errors import DownloadError
 
 try:  # tests/ is a rootdir-less folder (pytest puts it on sys.path) or a package

@@ -29,7 +29,7 @@ import yaml
 from PIL import Image
 from pipeline_utils import RUNNING, TINY, env, repro
 
-from frad.synthetic import generate_category
+from frad.datasets.synthetic import generate_category
 from frad.train import load_model
 from pipeline import compare, features, prepare, report, score, train
 from pipeline.params import load_params

@@ -14,10 +14,10 @@ from pipeline_utils import TINY
 from sklearn.neighbors import NearestNeighbors
 
 from frad.errors import ConfigError, TrainingError
+from frad.evaluation.postprocess import to_image_maps
 from frad.methods import METHODS as REGISTRY
 from frad.padim import method as padim
 from frad.patchcore import method as patchcore
-from frad.postprocess import to_image_maps
 from frad.rd import method as rd
 
 torch.set_num_threads(1)
@@ -269,19 +269,55 @@ def test_rd_training_is_bitwise_reproducible_and_divergence_is_reported():
 
 def test_rd_linear_student_output_matches_a_signed_teacher():
     """Their decoder stages end in a ReLU (default), which cannot rebuild signed teacher maps (EfficientNet-Lite0's
-    linear stage outputs): the loss stays high. ``student_output: linear`` drops it: a far lower loss, and the
-    out-of-distribution image stands out (1.85x-2.8x over seeds 0-2 here; asserted with a margin)."""
+    linear stage outputs): the best non-negative s has cos(t, s) = ||t⁺|| / ||t||, so every epoch's loss stays at or
+    above that floor, by construction. ``student_output: linear`` can go below it (0.58-0.74 against a floor of
+    0.86 over seeds 0-2, AVX2 and default kernels)."""
     train, test = _synthetic({1: 8, 2: 12, 3: 16}, n_train=16)
     shifted = [{l: m.float() - 0.8 for l, m in maps.items()} for maps in (train, test)]
+    floor = sum((1 - t.clamp(min=0).norm(dim=1) / t.norm(dim=1)).mean().item() for t in shifted[0].values())
     relu = rd.fit_and_score(*shifted, rd.RDConfig(epochs=30, batch_size=4, seed=0), image_size=32, sigma=1.0)
     cfg = rd.RDConfig(epochs=30, batch_size=4, seed=0, student_output="linear")
     res = rd.fit_and_score(*shifted, cfg, image_size=32, sigma=1.0)
     assert relu.info["student_output"] == "relu" and res.info["student_output"] == "linear"
-    assert res.info["final_loss"] < 0.7 * relu.info["final_loss"]
-    assert res.image_scores[-1] > 1.25 * res.image_scores[:-1].max()
+    assert min(relu.info["history"]) >= floor - 1e-5
+    assert res.info["final_loss"] < floor
     student = rd.Student((8, 12, 16), linear_output=True).eval()
     out = student([torch.randn(2, c, 16 >> i, 16 >> i) for i, c in enumerate((8, 12, 16))])
     assert all((o < 0).any() for o in out)
+
+
+class _NormalStudent(torch.nn.Module):
+    """A student with fixed weights: whatever its input, it outputs the train set's mean maps (a perfect
+    reconstruction of the normal pattern), so the map is the cosine distance to the normal pattern."""
+
+    linear_output = False
+
+    def __init__(self, train: dict[int, torch.Tensor]):
+        super().__init__()
+        self.mean = [m.float().mean(0, keepdim=True) for _, m in sorted(train.items())]
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # anomaly_maps reads the device from the parameters
+
+    def forward(self, teacher):
+        return [m.expand(len(t), -1, -1, -1) for m, t in zip(self.mean, teacher)]
+
+
+def test_rd_with_fixed_weights_finds_the_out_of_distribution_patch(monkeypatch):
+    """RD's scoring (eq. 4) apart from its training: with a student that rebuilds the normal pattern, the patch
+    is the peak of the last map and the image stands out, on every CPU (no optimisation involved)."""
+    cfg = rd.RDConfig(epochs=1, batch_size=4, seed=0)
+    train, test = _synthetic({1: 8, 2: 12, 3: 16}, n_train=16)
+    monkeypatch.setattr(rd, "train_rd", lambda train, config, **kw: (_NormalStudent(train), [0.0]))
+    res = rd.fit_and_score(train, test, cfg, image_size=32, sigma=1.0, batch_size=2)
+    assert _peak_in_region(res.maps, 32)
+    assert res.image_scores[-1] > 2.0 * res.image_scores[:-1].max()
+
+
+def test_rd_training_lowers_its_loss():
+    """Training, apart from what the trained student then scores: the loss falls well below where it starts
+    (about 1.2 -> 0.2-0.27 over seeds 0-3, AVX2 and default kernels; asserted at half)."""
+    train, _ = _synthetic({1: 8, 2: 12, 3: 16}, n_train=16)
+    _, history = rd.train_rd(train, rd.RDConfig(epochs=30, batch_size=2, seed=0))
+    assert history[-1] < 0.5 * history[0]
 
 
 # fit_and_score of each method ---------------------------------------------------------------------------------
@@ -301,7 +337,7 @@ def test_every_registered_method_has_small_test_settings():
 
 
 @pytest.mark.parametrize("case", sorted(FIT_CASES))
-def test_fit_and_score_finds_the_out_of_distribution_patch(case):
+def test_fit_and_score_returns_one_deterministic_map_per_test_image(case):
     name, change = FIT_CASES[case]
     method = REGISTRY[name]
     cfg = method.make_config({**TINY[f"compare.{name}"], **change}, seed=0)
@@ -312,9 +348,20 @@ def test_fit_and_score_finds_the_out_of_distribution_patch(case):
     assert res.maps.shape == (3, 32, 32) and res.maps.dtype == torch.float32 and res.image_scores.shape == (3,)
     assert torch.isfinite(res.maps).all() and np.isfinite(res.image_scores).all()
     assert torch.equal(res.maps, again.maps) and np.array_equal(res.image_scores, again.image_scores)
+
+
+@pytest.mark.parametrize("case", sorted(c for c, (name, _) in FIT_CASES.items() if not REGISTRY[name].trained))
+def test_fit_and_score_finds_the_out_of_distribution_patch(case):
+    """Methods without a trained network (a trained one is tested with fixed weights, as RD above): the patch is
+    4x the noise off the normal pattern at every layer, so the peak and the margin hold by construction."""
+    name, change = FIT_CASES[case]
+    method = REGISTRY[name]
+    cfg = method.make_config({**TINY[f"compare.{name}"], **change}, seed=0)
+    train, test = _synthetic({1: 8, 2: 12, 3: 16}, n_train=16)
+    train, test = {l: train[l] for l in cfg.layers}, {l: test[l] for l in cfg.layers}
+    res = method.fit_and_score(train, test, cfg, image_size=32, sigma=1.0, batch_size=2)
     assert _peak_in_region(res.maps, 32), case
-    # A margin every seed and thread count keeps (RD, the least separated: 1.5x to 2.1x over seeds 0-3, 1-2 threads).
-    assert res.image_scores[-1] > 1.25 * res.image_scores[:-1].max()
+    assert res.image_scores[-1] > 2.0 * res.image_scores[:-1].max(), case
 
 
 @pytest.mark.parametrize(
@@ -340,10 +387,10 @@ def test_configs_name_the_bad_key(make, key):
 @pytest.mark.slow
 def test_padim_and_patchcore_on_real_bottle(bottle_root, tmp_path):
     """Real MVTec AD bottle with EfficientNet-Lite0 ImageNet features (small settings, CPU)."""
-    from frad import metrics
     from frad.backbone import load_backbone
     from frad.cache import FeatureCache, build_feature_cache
-    from frad.data import index_category
+    from frad.datasets.layout import index_category
+    from frad.evaluation import metrics
 
     backbone = load_backbone("tf_efficientnet_lite0", "imagenet", layers=[1, 2, 3])
     build_feature_cache(

@@ -1,4 +1,4 @@
-"""Tests for frad.metrics: exactness against independent references, edge cases, validation."""
+"""Tests for frad.evaluation.metrics: exactness against independent references, edge cases, validation."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
-from frad import metrics
-from frad.metrics import (
+from frad.evaluation import metrics
+from frad.evaluation.metrics import (
     UndefinedMetricError,
     au_pro,
     image_auroc,

@@ -40,7 +40,7 @@ TOY_CODE = '''"""Toy comparison method: distance of each layer-3 position to the
 from __future__ import annotations
 
 from ..harness import MethodResult, check_maps
-from ..postprocess import to_image_maps
+from ..evaluation.postprocess import to_image_maps
 
 
 def fit_and_score(train, test, config, *, image_size, sigma, batch_size=32, device="cpu"):

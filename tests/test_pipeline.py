@@ -157,8 +157,8 @@ def test_frad_code_leaves_the_comparison_methods_up_to_date_and_a_method_file_on
 def test_category_without_masks_runs_end_to_end_with_pixel_metrics_na(tmp_path):
     """OK / NG folders only (no ground_truth/): `dvc repro` runs every stage; image AUROC is measured, pixel AUROC
     and AU-PRO are null with the reason in the score files and metrics.json, and n/a with it in Tables 1-2."""
-    from frad.metrics import NO_MASKS
-    from frad.synthetic import generate_category
+    from frad.datasets.synthetic import generate_category
+    from frad.evaluation.metrics import NO_MASKS
 
     root = tmp_path / "okng"
     generate_category(root, "tile", seed=0, n_train=6, n_test_good=2, n_test_defect_per_type=2, size=64)

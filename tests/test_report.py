@@ -16,8 +16,8 @@ import pytest
 import yaml
 from pipeline_utils import DELETE, changed
 
-from frad.curves import CURVES, compute_curves
 from frad.errors import ConfigError, DataError
+from frad.evaluation.curves import CURVES, compute_curves
 from pipeline import paper, report
 from pipeline.params import LAYER_VARIANT, MODULE_VARIANTS, Params, layers_of, validate_params
 
@@ -125,7 +125,7 @@ def write_maps(scores: Path, category: str, seed: int = 0, k: int = 2, size: int
 
 
 def make_curves(seed: int) -> dict:
-    """Realistic curves (frad.curves.compute_curves) of a tiny random test set."""
+    """Realistic curves (frad.evaluation.curves.compute_curves) of a tiny random test set."""
     rng = np.random.default_rng(seed)
     masks = np.zeros((4, 8, 8), bool)
     masks[2:, 2:5, 3:6] = True

@@ -1,7 +1,7 @@
 """Tests for the report's test-set intervals (pipeline.report.intervals and .uncertainty): section, paired marks,
 best line, paper mark, metrics.json fields, a category without masks, stale and missing summaries. Score items are
-small synthetic test sets written as the score stages write them (metrics from frad.metrics, summaries from
-frad.bootstrap)."""
+small synthetic test sets written as the score stages write them (metrics from frad.evaluation.metrics, summaries from
+frad.evaluation.bootstrap)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import test_report as tr
 
-from frad import bootstrap, metrics
 from frad.errors import DataError
+from frad.evaluation import bootstrap, metrics
 from pipeline import report
 
 # Separation of each method's maps (defect pixels raised by this much); PaDiM's maps equal FRAD's.

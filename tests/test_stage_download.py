@@ -10,9 +10,9 @@ import tarfile
 import pytest
 from pipeline_utils import TINY, dvc, repro
 
-from frad.data import index_category
+from frad.datasets.layout import index_category
+from frad.datasets.synthetic import generate_category
 from frad.errors import DownloadError
-from frad.synthetic import generate_category
 from pipeline import download as download_stage
 from pipeline import prepare as prepare_stage
 from pipeline.params import load_params

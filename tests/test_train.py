@@ -10,19 +10,19 @@ import pytest
 import scipy.ndimage as ndi
 import torch
 
-from frad import metrics
 from frad.backbone import load_backbone
 from frad.cache import FeatureCache, build_feature_cache
 from frad.config import ModelConfig, TrainConfig
-from frad.data import index_category
+from frad.datasets.layout import index_category
+from frad.datasets.synthetic import generate_category
 from frad.device import resolve_device
 from frad.errors import TrainingError
+from frad.evaluation import metrics
+from frad.evaluation.postprocess import gaussian_blur, image_scores
 from frad.features import cosine_distance
 from frad.model import ReconstructionNet
 from frad.optim import Adam
-from frad.postprocess import gaussian_blur, image_scores
 from frad.score import anomaly_maps
-from frad.synthetic import generate_category
 from frad.train import load_model, save_model, train_model
 
 LAYERS = (2, 3)

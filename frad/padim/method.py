@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
+from ..evaluation.postprocess import to_image_maps
 from ..harness import MethodResult, as_device, check_maps, clock
-from ..postprocess import to_image_maps
 from . import PadimConfig
 
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..evaluation.postprocess import to_image_maps
 from ..harness import MethodResult, as_device, check_maps, clock
-from ..postprocess import to_image_maps
 from . import PatchcoreConfig
 
 CHUNK = 2048  # test patches per nearest-neighbour chunk (bounds the (chunk, |M|) distance matrix)

@@ -29,10 +29,10 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
+from ..evaluation.postprocess import gaussian_blur, to_image_maps
 from ..features import cosine_distance
 from ..harness import MethodResult, as_device, check_maps
 from ..optim import Adam, epoch_mean
-from ..postprocess import gaussian_blur, to_image_maps
 from . import RDConfig
 
 OCE_BLOCKS = 3  # their BN_layer(Bottleneck, 3)

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from frad.curves import CURVES, plot_rows
 from frad.errors import DataError
+from frad.evaluation.curves import CURVES, plot_rows
 from frad.io import atomic_path
 
 from ..params import Params
@@ -110,7 +110,7 @@ def write_figures(scores_dir: Path, p: Params, figures_dir: Path) -> list[str]:
 
 
 def load_curves(curves_dir: Path, p: Params) -> dict[str, dict[str, Any]]:
-    """{category: {method: curves}} of the first seed, as the score stages wrote them (``frad.curves``)."""
+    """{category: {method: curves}} of the first seed, as the score stages wrote them (``frad.evaluation.curves``)."""
     seed = p.train.seeds[0]
     curves: dict[str, dict[str, Any]] = {}
     for c in p.data.categories:

@@ -1,5 +1,5 @@
-"""The report's test-set intervals: 95% bootstrap intervals over test images (``frad.bootstrap``) of every method
-and category, and of paired differences. The statistics are ``frad.bootstrap``'s; this module loads the score
+"""The report's test-set intervals: 95% bootstrap intervals over test images (``frad.evaluation.bootstrap``) of every method
+and category, and of paired differences. The statistics are ``frad.evaluation.bootstrap``'s; this module loads the score
 stages' summaries (``data/scores/<category>/<method>/seed<s>_boot.npz``), checks them against the score files and
 holds the replicates (:class:`Bootstrap`); ``uncertainty`` renders them."""
 
@@ -11,8 +11,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from frad import bootstrap
 from frad.errors import DataError
+from frad.evaluation import bootstrap
 
 from ..params import Params
 

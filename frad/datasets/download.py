@@ -3,9 +3,9 @@
 ``download`` streams into ``<dest>.part`` (stdlib ``urllib``, tqdm bar) and keeps a sidecar
 ``<dest>.part.json`` with the server's validators (ETag / Last-Modified) and total size. A re-run
 resumes with ``Range: bytes=N-`` + ``If-Range``: if the remote file changed, the server answers 200
-and the download restarts from zero. The SHA-256 is computed while streaming (``frad.checksum``); the file
+and the download restarts from zero. The SHA-256 is computed while streaming (``frad.datasets.checksum``); the file
 is renamed onto ``dest`` (``os.replace``) only once size and checksum match. Extracting the archive is
-``frad.archive``.
+``frad.datasets.archive``.
 
 Every user-fixable failure raises :class:`~frad.errors.DownloadError` with one line:
 what is wrong, which file/URL, what to do.
@@ -34,7 +34,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from frad import __version__
-from frad.checksum import digest_matches, hash_file, normalize_sha256
+from frad.datasets.checksum import digest_matches, hash_file, normalize_sha256
 from frad.errors import DownloadError
 
 log = logging.getLogger(__name__)

@@ -1,12 +1,12 @@
-"""Seeded drawing of the synthetic MVTec-like samples that :mod:`frad.synthetic` writes as datasets.
+"""Seeded drawing of the synthetic MVTec-like samples that :mod:`frad.datasets.synthetic` writes as datasets.
 
 Two styles:
 
-* ``texture`` (names in :data:`~frad.data.MVTEC_TEXTURES`): oriented stripes, a weave or a wood-like
+* ``texture`` (names in :data:`~frad.datasets.mvtec_ad.MVTEC_TEXTURES`): oriented stripes, a weave or a wood-like
   grain with random phase, slight orientation and intensity jitter and pixel noise.
   Defects: ``color`` (an irregular stain of a distinct colour) and ``scratch`` (a thin curved stroke,
   darker or brighter than the texture).
-* ``object`` (names in :data:`~frad.data.MVTEC_OBJECTS`): a centred elliptic part with a rim, an inner
+* ``object`` (names in :data:`~frad.datasets.mvtec_ad.MVTEC_OBJECTS`): a centred elliptic part with a rim, an inner
   ring and radial ridges on a plain background, with small position/size/rotation jitter.
   Defects: ``contamination`` (an irregular, mottled blob of a distinct colour), ``crack`` (a thin jagged
   dark stroke, sometimes branched) and ``missing`` (a chunk of the rim removed, showing background).
@@ -32,7 +32,8 @@ from scipy import ndimage
 from skimage.draw import line, polygon
 from skimage.morphology import disk
 
-from frad.data import GOOD, MVTEC_OBJECTS, MVTEC_TEXTURES
+from frad.datasets.layout import GOOD
+from frad.datasets.mvtec_ad import MVTEC_OBJECTS, MVTEC_TEXTURES
 from frad.errors import ConfigError
 
 TEXTURE = "texture"
@@ -60,7 +61,7 @@ class Rendered(NamedTuple):
 
 def _stable_int(*parts: object) -> int:
     """128-bit integer from a SHA-256 of ``parts`` (stable across processes, unlike ``hash()``)."""
-    # "frad.synthetic" salts every seed (the module these images were first drawn in): changing it changes them all
+    # "frad.synthetic" salts every seed (the module these images were first drawn in, now frad.datasets.synthetic): changing it changes them all
     text = "\x1f".join(str(p) for p in ("frad.synthetic", *parts))
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:16], "big")
 
@@ -305,7 +306,7 @@ def _paint_object_defect(
 def render_sample(
     category: str, defect: str = GOOD, index: int = 0, seed: int = 0, *, split: str = "test", size: int = DEFAULT_SIZE
 ) -> Rendered:
-    """Render one sample exactly as :func:`frad.synthetic.generate_category` writes it (``split`` is ``"train"``
+    """Render one sample exactly as :func:`frad.datasets.synthetic.generate_category` writes it (``split`` is ``"train"``
     or ``"test"``)."""
     style = category_style(category)
     params = (_texture_params if style == TEXTURE else _object_params)(_rng(seed, category, "params"))

@@ -31,8 +31,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import DataError
 from . import metrics
-from .errors import DataError
 
 __all__ = [
     "Summary",

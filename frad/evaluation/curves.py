@@ -1,4 +1,4 @@
-"""Compact ROC and PRO curves for plots, consistent with the exact metrics of :mod:`frad.metrics`.
+"""Compact ROC and PRO curves for plots, consistent with the exact metrics of :mod:`frad.evaluation.metrics`.
 
 * ``image_roc`` — (FPR, TPR) of the image scores, every threshold ``score >= t``, from (0, 0) to (1, 1);
   its trapezoid area is ``metrics.image_auroc`` (ties give the diagonal step, as in the AUROC).
@@ -9,7 +9,7 @@
 
 Every stored point is an exact vertex of the curve (a real threshold; the PRO limit point is the exact
 interpolation). The ~10^7 vertices of a pixel curve are thinned to at most ``max_points``: candidate thresholds
-are quantiles of each class's sorted scores (sorted with the machinery of :mod:`frad.metrics`), evaluated
+are quantiles of each class's sorted scores (sorted with the machinery of :mod:`frad.evaluation.metrics`), evaluated
 exactly by counting, then kept evenly spaced in curve length (L1), with both ends. Between two kept points
 the curve moves by at most ~2 / max_points in each coordinate, so the trapezoid area differs from the exact
 one by far less than 1e-3 (tested).
@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from frad import metrics
+from frad.evaluation import metrics
 
 __all__ = ["compute_curves", "plot_rows", "CURVES"]
 

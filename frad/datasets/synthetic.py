@@ -1,6 +1,6 @@
 """Seeded synthetic categories in MVTec AD layout, for fast tests and an offline demo.
 
-Each image is drawn by :mod:`frad.synthetic_render` (a ``texture`` or ``object`` style per category, two or
+Each image is drawn by :mod:`frad.datasets.synthetic_render` (a ``texture`` or ``object`` style per category, two or
 three defect types) with its own RNG seeded from ``(seed, category, split, defect, index)``, so the same seed
 gives byte-identical files, adding a category changes no other, and changing ``n_train`` leaves the test set
 unchanged. Masks (0/255 PNG) cover exactly the pixels the defect painted over.
@@ -19,10 +19,10 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 
-from frad.data import GOOD, MASK_SUFFIX
+from frad.datasets.layout import GOOD, MASK_SUFFIX
+from frad.datasets.synthetic_render import DEFAULT_SIZE, category_style, defect_types, render_sample
 from frad.errors import ConfigError, DataError
 from frad.io import atomic_path
-from frad.synthetic_render import DEFAULT_SIZE, category_style, defect_types, render_sample
 
 DEFAULT_N_TRAIN = 32
 DEFAULT_N_TEST_GOOD = 8
@@ -88,7 +88,7 @@ def generate_category(
     target = root / category
     if target.exists() and not (target / MARKER).is_file():
         raise DataError(
-            f"{target} already exists and was not written by frad.synthetic: choose another root or delete it yourself"
+            f"{target} already exists and was not written by frad.datasets.synthetic: choose another root or delete it yourself"
         )
     with atomic_path(target, is_dir=True) as tmp:  # a killed run leaves no half-written category
         width = max(3, len(str(max(n_train, n_test_good, n_test_defect_per_type))))
@@ -108,7 +108,7 @@ def generate_category(
                 _save_png(r.image, tmp / "test" / defect / f"{i:0{width}d}.png")
                 _save_png(r.mask.astype(np.uint8) * 255, tmp / "ground_truth" / defect / f"{i:0{width}d}{MASK_SUFFIX}")
         meta = {
-            "generator": "frad.synthetic",
+            "generator": "frad.datasets.synthetic",
             "version": _FORMAT_VERSION,
             "category": category,
             "seed": seed,
