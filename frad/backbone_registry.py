@@ -74,6 +74,11 @@ def _wrn_url() -> str:
     return Wide_ResNet50_2_Weights.IMAGENET1K_V1.url
 
 
+def weight_urls() -> dict[str, str]:
+    """The URL of every backbone's ImageNet weights that are downloaded (EfficientNet-Lite0's ship in a pip package)."""
+    return {"wide_resnet50_2": _wrn_url()}
+
+
 def hub_checkpoint_path(url: str) -> Path:
     """Where torch hub caches ``url``: ``<torch.hub.get_dir()>/checkpoints/<file name>``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urllib.parse.urlparse(url).path)

@@ -20,7 +20,7 @@ from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
 from .datasets.layout import CategoryIndex, Sample
-from .datasets.preprocess import ImageDataset
+from .datasets.preprocess import ImageDataset, Resize
 from .errors import DataError
 from .io import atomic_path
 
@@ -42,21 +42,20 @@ def _workers() -> int:
 def _extract_split(
     backbone: "Backbone",
     samples: tuple[Sample, ...],
-    image_size: int,
+    resize: Resize,
     out_dir: Path,
     split: str,
     device: torch.device,
     batch_size: int,
     progress: bool,
-    crop: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    ds = ImageDataset(samples, image_size, backbone.mean, backbone.std, crop)
+    ds = ImageDataset(samples, resize, backbone.mean, backbone.std)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=batch_size, shuffle=False, num_workers=_workers(), pin_memory=device.type == "cuda"
     )
     n = len(ds)
     arrays: dict[int, np.ndarray] = {}
-    masks = np.zeros((n, image_size, image_size), dtype=bool)
+    masks = np.zeros((n, resize.size, resize.size), dtype=bool)
     labels = np.zeros(n, dtype=np.int8)
     for batch in tqdm(loader, desc=f"features {split}", unit="batch", disable=not progress, leave=False):
         idx = batch["index"].numpy()
@@ -79,22 +78,20 @@ def build_feature_cache(
     backbone: "Backbone",
     out_dir: str | os.PathLike,
     *,
-    image_size: int,
+    resize: Resize,
     weights: str,
     device: torch.device | str = "cpu",
     batch_size: int = 16,
     progress: bool = True,
-    crop: float = 1.0,
 ) -> Path:
-    """Run ``backbone`` over the category's train and test images once and write the cache atomically."""
+    """Run ``backbone`` over the category's train and test images once (each made S×S by ``resize``) and write the
+    cache atomically."""
     device = torch.device(device)
     backbone.to(device)
     out_dir = Path(out_dir)
     with atomic_path(out_dir, is_dir=True) as tmp:
-        _extract_split(backbone, index.train, image_size, tmp, "train", device, batch_size, progress, crop)
-        masks, labels = _extract_split(
-            backbone, index.test, image_size, tmp, "test", device, batch_size, progress, crop
-        )
+        _extract_split(backbone, index.train, resize, tmp, "train", device, batch_size, progress)
+        masks, labels = _extract_split(backbone, index.test, resize, tmp, "test", device, batch_size, progress)
         if index.has_masks:
             np.save(tmp / "test_masks.npy", masks)
         np.save(tmp / "test_labels.npy", labels)
@@ -104,8 +101,9 @@ def build_feature_cache(
             "backbone": backbone.name,
             "weights": str(weights),
             "precision": backbone.precision,
-            "image_size": image_size,
-            "crop": float(crop),
+            "image_size": resize.size,
+            "crop": resize.crop,
+            "resize": resize.mode,
             "layers": list(backbone.layers),
             "masks": index.has_masks,
             "channels": {str(k): v for k, v in backbone.channels.items()},
@@ -128,7 +126,8 @@ class FeatureCache:
             )
         self.meta = json.loads(meta_file.read_text())
         self.image_size: int = int(self.meta["image_size"])
-        self.crop: float = float(self.meta.get("crop", 1.0))  # §2.3 centre crop the maps were computed on
+        # how the images became S×S (§2.3): the thumbnails of the report are made the same way
+        self.resize = Resize(self.image_size, float(self.meta.get("crop", 1.0)), self.meta.get("resize", "stretch"))
         self.cached_layers: tuple[int, ...] = tuple(self.meta["layers"])
 
     def layers(self, split: str, layers: Iterable[int]) -> dict[int, torch.Tensor]:

@@ -13,7 +13,6 @@ import numpy as np
 
 from frad.cache import FeatureCache
 from frad.datasets.layout import index_category, read_image
-from frad.datasets.preprocess import crop_box
 from frad.evaluation import bootstrap, metrics
 from frad.evaluation.curves import compute_curves
 from frad.io import atomic_path, write_json
@@ -70,7 +69,7 @@ def evaluate(
     index = index_category(DATASETS, category)
     size = cache.image_size
     images = (
-        np.stack([thumbnail(index.test[i].path, size, cache.crop) for i in keep])
+        np.stack([cache.resize.thumbnail(read_image(index.test[i].path)) for i in keep])
         if keep
         else np.zeros((0, size, size, 3), np.uint8)
     )
@@ -89,12 +88,3 @@ def evaluate(
     write_json(curves_path(category, method, seed), compute_curves(maps, masks, scores, labels, sc.pro_limit))
     write_json(score_path(category, method, seed), result)
     return result
-
-
-def thumbnail(path, size: int, crop: float) -> np.ndarray:
-    """The test image as the backbone saw it (resized and centre-cropped, :func:`frad.datasets.preprocess.crop_box`), uint8."""
-    from PIL import Image
-
-    resized, top = crop_box(size, crop)
-    image = np.asarray(Image.fromarray(read_image(path)).resize((resized, resized), Image.Resampling.BILINEAR))
-    return np.ascontiguousarray(image[top : top + size, top : top + size])

@@ -6,6 +6,7 @@ from __future__ import annotations
 from frad.backbone import load_backbone
 from frad.cache import build_feature_cache
 from frad.datasets.layout import index_category
+from frad.datasets.preprocess import Resize
 from frad.device import resolve_device
 
 from .common import DATASETS, FEATURES, stage_main, usage
@@ -23,8 +24,7 @@ def run(params: Params, category: str) -> None:
         index,
         backbone,
         FEATURES / category,
-        image_size=params.data.image_size,
-        crop=params.data.crop,
+        resize=Resize(params.data.image_size, params.data.crop, params.data.resize),
         weights=b.weights,
         device=device,
         batch_size=f.batch_size,

@@ -11,7 +11,7 @@ from typing import Any, Mapping, get_type_hints
 import yaml
 
 from frad.config import ModelConfig, TrainConfig
-from frad.datasets.mvtec_ad import MVTEC_TEXTURES
+from frad.datasets.registry import Dataset, get_dataset
 from frad.errors import ConfigError
 from frad.layers import BACKBONE_CHANNELS
 from frad.methods import METHODS
@@ -40,20 +40,62 @@ class SyntheticParams:
 
 @dataclass(frozen=True)
 class DataParams:
+    dataset: str
     source: str
     root: str
     archive: str
-    url: str
+    urls: Mapping[str, tuple[str, ...]]
     sha256: str
     categories: tuple[str, ...]
     textures: tuple[str, ...]
     image_size: int
     crop: float
+    resize: str
     synthetic: SyntheticParams
 
+    @classmethod
+    def from_values(cls, values: dict) -> DataParams:
+        urls = {name: tuple(v) for name, v in values["urls"].items()}
+        rest = {k: v for k, v in values.items() if k not in ("urls", "synthetic")}
+        rest = {k: tuple(v) if isinstance(v, list) else v for k, v in rest.items()}
+        return cls(**rest, urls=urls, synthetic=SyntheticParams(**values["synthetic"]))
+
+    @property
+    def spec(self) -> Dataset:
+        """The selected dataset's registry entry (frad.datasets.registry)."""
+        return get_dataset(self.dataset)
+
+    @property
+    def mirrors(self) -> tuple[str, ...]:
+        """The selected dataset's archive URLs, tried in order: ``data.urls.<dataset>``, else the registry's."""
+        return self.urls.get(self.dataset, self.spec.mirrors)
+
+    @property
+    def archive_sha256(self) -> str | None:
+        """The archive's identity: ``data.sha256``, where ``auto`` is the dataset's published checksum."""
+        return self.spec.sha256 if self.sha256 == "auto" else self.sha256
+
+    @property
+    def paper_data(self) -> bool:
+        """Whether these are the FRAD paper's data (MVTec AD, from its archive or a folder declared MVTec AD): the
+        only case where the report sets the paper's published values beside ours."""
+        return self.spec.in_paper and self.source != "synthetic"
+
     def is_texture(self, category: str) -> bool:
-        """MVTec AD's textures are known; ``data.textures`` adds names of other datasets."""
-        return category in MVTEC_TEXTURES or category in self.textures
+        """The dataset's textures are known (MVTec AD's); ``data.textures`` adds names for other data."""
+        return category in self.spec.textures or category in self.textures
+
+    @property
+    def groups(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(label, categories) rows averaged in Tables 1–2, each holding at least one selected category: the
+        dataset's own groups where it has no textures (VisA's three), else textures and objects."""
+        if self.spec.groups and not self.spec.textures and self.source != "synthetic":
+            groups = [(label, tuple(c for c in self.categories if c in cats)) for label, cats in self.spec.groups]
+            rest = tuple(c for c in self.categories if not any(c in cats for _, cats in self.spec.groups))
+            groups += [("Other", rest)] if rest else []
+        else:
+            groups = [("Texture", self.texture_categories), ("Object", self.object_categories)]
+        return tuple((label, cats) for label, cats in groups if cats)
 
     @property
     def texture_categories(self) -> tuple[str, ...]:
@@ -261,7 +303,22 @@ def _build(cls: type, values: dict) -> Any:
     return cls(**kwargs)
 
 
+def _check_data(d: DataParams) -> None:
+    """The dataset, where its bytes come from and its categories agree (before any stage runs)."""
+    spec = d.spec
+    if d.source in ("download", "archive") and spec.sha256 is None:
+        raise ConfigError(
+            f"data.dataset {d.dataset} has no published archive; use data.source: folder (data.root) or synthetic"
+        )
+    if d.source == "download" and not d.mirrors:
+        raise ConfigError(f"data.urls.{d.dataset} is empty; list a mirror of the archive or use data.source: archive")
+    if d.source != "synthetic":
+        for c in d.categories:
+            spec.check_category(c)
+
+
 def _cross_checks(p: Params) -> None:
+    _check_data(p.data)
     for variant in p.frad_variants:
         p.configs(variant)  # the network's and training's own rules (frad.config), for every model trained
     d = p.data

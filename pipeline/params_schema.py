@@ -12,12 +12,14 @@ from typing import Any, Callable, Mapping, Sequence, get_args, get_origin, get_t
 import yaml
 
 from frad.config import ModelConfig, TrainConfig
+from frad.datasets.registry import DATASETS
 from frad.errors import ConfigError
 from frad.layers import BACKBONE_CHANNELS, check_layers
 from frad.methods import METHODS
 
 PARAMS_FILE = "params.yaml"
-SOURCES = ("mvtec", "archive", "folder", "synthetic")
+SOURCES = ("download", "archive", "folder", "synthetic")
+RESIZES = ("stretch", "short_side")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BACKBONE_NAMES = tuple(sorted(BACKBONE_CHANNELS))  # = frad.backbone.BACKBONES (tested); no torch import here
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -98,16 +100,38 @@ def _str(key: str, v: Any) -> str:
 def _choice(*options: str) -> Callable[[str, Any], Any]:
     def check(key: str, v: Any) -> Any:
         if v not in options:
-            raise ConfigError(f"{key} must be one of {', '.join(options)}; got {v!r}")
+            close = difflib.get_close_matches(str(v), options, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{key} must be one of {', '.join(options)}; got {v!r}{hint}")
         return v
 
     return check
 
 
 def _sha256(key: str, v: Any) -> str:
+    if v == "auto":
+        return v
     if not isinstance(v, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", v):
-        raise ConfigError(f"{key} must be a 64-digit hex SHA-256, got {v!r}")
+        raise ConfigError(f"{key} must be auto (the dataset's published checksum) or a 64-digit hex SHA-256, got {v!r}")
     return v.lower()
+
+
+def _urls(key: str, v: Any) -> dict[str, list[str]]:
+    """``{dataset: [url, ...]}``: each dataset's mirrors, tried in order."""
+    if not isinstance(v, dict):
+        raise ConfigError(f"{key} must map dataset names to lists of mirror URLs, e.g. {{mvtec_ad: [https://...]}}")
+    for name, urls in v.items():
+        if name not in DATASETS or not DATASETS[name].sha256:
+            known = [d for d, spec in DATASETS.items() if spec.sha256]
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"{key}: {name!r} is not a dataset with an archive ({', '.join(known)}){hint}")
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ConfigError(f"{key}.{name} must be a list of URLs, got {urls!r}")
+        for u in urls:
+            if not re.match(r"^(https?|ftp|file)://\S+$", u):
+                raise ConfigError(f"{key}.{name}: {u!r} is not a URL (http://, https://, ftp:// or file://)")
+    return v
 
 
 def _names(allow_empty: bool = False) -> Callable[[str, Any], Any]:
@@ -253,15 +277,17 @@ def _changes(key: str, v: Any) -> dict[str, tuple[str, Any] | None]:
 
 SCHEMA: dict[str, Any] = {
     "data": {
+        "dataset": _choice(*DATASETS),
         "source": _choice(*SOURCES),
         "root": _str,
         "archive": _str,
-        "url": _str,
+        "urls": _urls,
         "sha256": _sha256,
         "categories": _names(),
         "textures": _names(allow_empty=True),
         "image_size": _int(32, 4096),
         "crop": _float(0.0, 1.0, lo_open=True),
+        "resize": _choice(*RESIZES),
         "synthetic": {
             "seed": _int(0),
             "n_train": _int(1),
@@ -292,7 +318,7 @@ SCHEMA: dict[str, Any] = {
     "choices": {"enabled": _bool, "categories": _names(allow_empty=True), "changes": _changes},
     "bootstrap": {"resamples": _resamples, "seed": _int(0)},
 }
-OPTIONAL: dict[str, Any] = {"data.textures": []}
+OPTIONAL: dict[str, Any] = {"data.textures": [], "data.urls": {}}
 """Keys that may be left out of params.yaml, with their default."""
 
 

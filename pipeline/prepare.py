@@ -1,37 +1,30 @@
-"""Stage `prepare` (one per category): put a validated MVTec-layout category at data/datasets/<category>.
+"""Stage `prepare` (one per category): put a validated category at data/datasets/<category> (the MVTec AD layout
+every later stage reads, ``frad.datasets.layout``).
 
-synthetic: generate it there; folder: link it to <data.root>/<category>; mvtec, archive: link it to the
-extracted archive in data/raw. DVC hashes through the link, so a change in the linked data reruns what
-depends on it, and nothing is copied.
+synthetic: generate it there; download, archive: from the extracted archive in data/raw/<dataset>; folder: from
+<data.root>/<category>. A dataset in MVTec AD's layout is linked (nothing copied: DVC hashes through the link, so
+a change in the data reruns what depends on it); another layout (VisA) is converted by its registry entry, its
+images linked and its masks binarised.
 """
 
 from __future__ import annotations
 
-import os
+import shutil
 from pathlib import Path
 
 from frad.datasets.layout import check_files, index_category
-from frad.datasets.mvtec_ad import MVTEC_CATEGORIES
 from frad.datasets.synthetic import generate_category
 from frad.errors import DataError
-from frad.io import atomic_path
 
 from .common import DATASETS, stage_main, usage
-from .download import EXTRACTED
+from .download import extracted
 from .params import Params, load_params
-
-
-def _link(target: Path, link: Path) -> None:
-    """Atomically point ``link`` at ``target`` (a temporary link renamed over the old one)."""
-    with atomic_path(link) as tmp:
-        os.symlink(target, tmp, target_is_directory=True)
 
 
 def run(params: Params, category: str) -> Path:
     d = params.data
     out = DATASETS / category
-    source = d.source
-    if source == "synthetic":
+    if d.source == "synthetic":
         s = d.synthetic
         generate_category(
             DATASETS,
@@ -43,26 +36,28 @@ def run(params: Params, category: str) -> Path:
             size=s.size,
         )
         check_files(index_category(DATASETS, category))
+        return out
+    d.spec.check_category(category)
+    if d.source == "folder":
+        root = Path(d.root).expanduser().resolve()
+        if not root.is_dir():
+            raise DataError(
+                f"data.root={d.root} is not a folder; point it at {d.spec.title}'s folder (data.source: folder)"
+            )
     else:
-        if source == "folder":
-            root = Path(d.root).expanduser().resolve()
-            if not root.is_dir():
-                raise DataError(
-                    f"data.root={d.root} is not a folder; point it at an MVTec-AD-layout root (data.source: folder)"
-                )
-            real = root / category
-            link_target = real
-        else:
-            if category not in MVTEC_CATEGORIES:
-                raise DataError(
-                    f"unknown category {category!r} in data.categories: MVTec AD has {', '.join(MVTEC_CATEGORIES)}"
-                )
-            real = EXTRACTED / category
-            link_target = Path(os.path.relpath(real.resolve(), DATASETS.resolve()))  # relative: the repo can move
-        # Validate the real files before linking: an unknown name lists the ones present, a bad file is named
-        # by its real path, and a failure leaves no link behind.
-        check_files(index_category(real.parent, category))
-        _link(link_target, out)
+        root = extracted(d.dataset)
+    if d.spec.layout == "mvtec":
+        # Validate the real files before linking: an unknown name lists the ones present, a bad file is named by its
+        # real path, and a failure leaves no link behind.
+        check_files(index_category(root, category))
+        d.spec.materialise(root, category, out)
+    else:
+        d.spec.materialise(root, category, out)
+        try:
+            check_files(index_category(DATASETS, category))
+        except DataError:
+            shutil.rmtree(out)  # no output that looks finished
+            raise
     return out
 
 

@@ -214,15 +214,14 @@ def maxima_places(images: np.ndarray, maps: np.ndarray) -> list[str]:
 def run_maxima(data: Data, args) -> str:
     """Where the image score (max of A_pix, §1.5) comes from, per seed: counts of the maximum's place in good and
     defective test images; with ``--figure``, the maps of a few good and defective images with the maximum marked."""
-    from frad.datasets.layout import index_category
-    from pipeline.evaluate import thumbnail
+    from frad.datasets.layout import index_category, read_image
 
     if not args.dataset:
         raise SystemExit("experiment maxima needs --dataset <root>/<category> (the images of the cache)")
     root = Path(args.dataset)
     index = index_category(root.parent, root.name)
-    size, crop = data.image_size, FeatureCache(args.features).crop
-    images = np.stack([thumbnail(s.path, size, crop) for s in index.test])  # as the backbone saw them
+    resize = FeatureCache(args.features).resize
+    images = np.stack([resize.thumbnail(read_image(s.path)) for s in index.test])  # as the backbone saw them
     rows, kept = [], {}
 
     def collect(model, maps, row):
@@ -238,7 +237,9 @@ def run_maxima(data: Data, args) -> str:
         from frad.train import load_model
 
         model, payload = load_model(args.model)
-        maps = anomaly_maps(model, {l: data.test[l] for l in payload["layers"]}, payload["channels"], size, SIGMA)
+        maps = anomaly_maps(
+            model, {l: data.test[l] for l in payload["layers"]}, payload["channels"], resize.size, SIGMA
+        )
         runs = [evaluate(maps, None, data)]
         collect(model, maps, runs[0])
     else:

@@ -150,3 +150,63 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         os.close(self.connection.detach())  # detach: the handler's later flush/close become no-ops
+
+
+class RouteServer:
+    """Serve fixed answers on 127.0.0.1, one per path, for the link check: ``/ok`` the file (206 to a Range
+    request), ``/missing`` 404, ``/forbidden`` 403, ``/moved`` a 302 to ``/ok``, ``/stall`` a connection that is
+    accepted and never answered. Use as a context manager."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+        self._stop = threading.Event()
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RouteHandler)
+        self._httpd.daemon_threads = True
+        self._httpd.routes = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def url(self, path: str) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/{path}"
+
+    def __enter__(self) -> "RouteServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class _RouteHandler(http.server.BaseHTTPRequestHandler):
+    server_version = "FradTest/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        routes: RouteServer = self.server.routes  # type: ignore[attr-defined]
+        if self.path == "/stall":
+            routes._stop.wait(30)  # say nothing until the server stops
+            self.close_connection = True
+            return
+        if self.path in ("/missing", "/forbidden"):
+            self.send_error(404 if self.path == "/missing" else 403)
+            return
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = routes.content
+        ranged = self.headers.get("Range") == "bytes=0-0"
+        self.send_response(206 if ranged else 200)
+        if ranged:
+            self.send_header("Content-Range", f"bytes 0-0/{len(body)}")
+            body = body[:1]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

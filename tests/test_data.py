@@ -14,7 +14,7 @@ from PIL import Image
 from frad.datasets import synthetic, synthetic_render
 from frad.datasets.layout import index_category, read_image, read_mask
 from frad.datasets.mvtec_ad import MVTEC_CATEGORIES
-from frad.datasets.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, load_image, load_mask
+from frad.datasets.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Resize, load_image, load_mask
 from frad.errors import DataError
 
 BOTTLE_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvtec_ad"
@@ -156,7 +156,7 @@ def test_generator_replaces_its_own_output_but_never_foreign_data(tmp_path):
 
 def test_image_dataset_items(synth_root):
     idx = index_category(synth_root, "bottle")
-    ds = ImageDataset(idx.test, 32, IMAGENET_MEAN, IMAGENET_STD)
+    ds = ImageDataset(idx.test, Resize(32), IMAGENET_MEAN, IMAGENET_STD)
     item = ds[len(ds) - 1]
     assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
     assert item["mask"].shape == (32, 32) and item["mask"].dtype == torch.bool and item["mask"].any()
@@ -186,11 +186,11 @@ def test_real_bottle_image_and_mask_loading(bottle):
     sample = next(s for s in bottle.test if s.label == 1)
     img = read_image(sample.path)
     assert img.shape == (900, 900, 3) and img.dtype == np.uint8
-    tensor = load_image(sample.path, 256, IMAGENET_MEAN, IMAGENET_STD)
+    tensor = load_image(sample.path, Resize(256), IMAGENET_MEAN, IMAGENET_STD)
     assert tensor.shape == (3, 256, 256) and tensor.dtype == torch.float32
     assert -2.2 < float(tensor.min()) and float(tensor.max()) < 2.7  # ImageNet-normalised range
     full = read_mask(sample.mask_path)
-    mask = load_mask(sample.mask_path, img.shape[:2], 256)
+    mask = load_mask(sample.mask_path, img.shape[:2], Resize(256))
     assert mask.shape == (256, 256) and mask.dtype == bool
     assert abs(mask.mean() - full.mean()) < 0.01 and mask.any()
 
@@ -249,7 +249,7 @@ def test_category_without_ground_truth_has_labels_but_no_masks(tmp_path):
         (1, "crack", None),
         (1, "crack", None),
     ]
-    item = ImageDataset(index.test, 16, IMAGENET_MEAN, IMAGENET_STD)[1]
+    item = ImageDataset(index.test, Resize(16), IMAGENET_MEAN, IMAGENET_STD)[1]
     assert item["label"] == 1 and not item["mask"].any()
 
 
@@ -316,7 +316,7 @@ def test_grayscale_palette_and_rgba_images_give_rgb(tmp_path):
     Image.new("RGBA", (8, 8), (10, 20, 30, 0)).save(tmp_path / "rgba.png")
     assert read_image(tmp_path / "pal.png").shape == (8, 8, 3)
     assert read_image(tmp_path / "rgba.png")[0, 0].tolist() == [10, 20, 30]
-    assert load_image(gray, 8, IMAGENET_MEAN, IMAGENET_STD).shape == (3, 8, 8)
+    assert load_image(gray, Resize(8), IMAGENET_MEAN, IMAGENET_STD).shape == (3, 8, 8)
 
 
 def test_jpg_and_bmp_accepted(tmp_path):
@@ -342,9 +342,9 @@ def test_read_mask_binarises_at_half_max(tmp_path):
 
 def test_load_image_normalises_with_given_mean_std(tmp_path):
     path = _png(tmp_path / "c.png", value=51)  # 0.2
-    t = load_image(path, 8, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    t = load_image(path, Resize(8), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     assert torch.allclose(t, torch.full((3, 8, 8), (0.2 - 0.5) / 0.5), atol=1e-6)
-    t = load_image(path, 8, IMAGENET_MEAN, IMAGENET_STD)
+    t = load_image(path, Resize(8), IMAGENET_MEAN, IMAGENET_STD)
     expected = (0.2 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     assert torch.allclose(t[:, 3, 3], expected, atol=1e-5)
 
@@ -354,32 +354,55 @@ def test_crop_is_resize_to_s_over_crop_then_centre_crop_like_torchvision(tmp_pat
     64×64, exactly as torchvision's resize (antialiased bilinear) then center_crop; the mask is cut the same way."""
     import torchvision.transforms.functional as TF
 
-    from frad.datasets.preprocess import crop_box, to_tensor
-
-    assert crop_box(64, 1.0) == (64, 0) and crop_box(64, 0.875) == (73, 4) and crop_box(256, 0.875) == (293, 18)
+    assert Resize(64).plan(64, 64) == (64, 64, 0, 0) and Resize(64, 0.875).plan(90, 120) == (73, 73, 4, 4)
+    assert Resize(256, 0.875).plan(256, 256) == (293, 293, 18, 18)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
-    ours = to_tensor(image, 64, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), crop=0.875)
+    ours = Resize(64, 0.875).image(image, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     t = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
     ref = TF.center_crop(TF.resize(t, [73, 73], antialias=True), [64, 64])
     torch.testing.assert_close(ours, ref, atol=1e-6, rtol=0)
-    assert torch.equal(to_tensor(image, 64, (0.0,) * 3, (1.0,) * 3), to_tensor(image, 64, (0.0,) * 3, (1.0,) * 3, 1.0))
 
     mask = np.zeros((90, 120), np.uint8)
     mask[40:50, 55:65] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
-    cropped = load_mask(tmp_path / "mask.png", (90, 120), 64, crop=0.875)
+    cropped = load_mask(tmp_path / "mask.png", (90, 120), Resize(64, 0.875))
     full = np.asarray(Image.fromarray(mask).resize((73, 73), Image.Resampling.NEAREST)) > 127
     np.testing.assert_array_equal(cropped, full[4:68, 4:68])
     assert cropped.shape == (64, 64) and cropped.any()
     with pytest.raises(Exception, match="data.crop must be a fraction"):
-        to_tensor(image, 64, (0.0,) * 3, (1.0,) * 3, crop=0.0)
+        Resize(64, 0.0)
+    with pytest.raises(Exception, match="data.resize must be one of stretch, short_side"):
+        Resize(64, 1.0, "fit")
+
+
+def test_short_side_keeps_the_aspect_ratio_and_crops_the_centre_like_torchvision(tmp_path):
+    """``short_side`` (for non-square images such as VisA's 3:2): the short side to S, the aspect ratio kept, the
+    centred S×S kept (torchvision's resize(S) then center_crop(S)); the mask alike. On a square image it is
+    ``stretch``."""
+    import torchvision.transforms.functional as TF
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)  # 3:2, landscape
+    short = Resize(32, 1.0, "short_side")
+    assert short.plan(60, 90) == (32, 48, 0, 8) and short.plan(90, 60) == (48, 32, 8, 0)
+    t = torch.from_numpy(image).permute(2, 0, 1).float() / 255.0
+    ref = TF.center_crop(TF.resize(t, 32, antialias=True), [32, 32])
+    torch.testing.assert_close(short.image(image, (0.0,) * 3, (1.0,) * 3), ref, atol=1e-6, rtol=0)
+    stretched = TF.resize(t, [32, 32], antialias=True)
+    torch.testing.assert_close(Resize(32).image(image, (0.0,) * 3, (1.0,) * 3), stretched, atol=1e-6, rtol=0)
+    mask = np.zeros((60, 90), bool)
+    mask[:, :10] = True  # a defect at the left end: not seen after the short-side crop, seen when stretched
+    assert not short.mask(mask).any() and Resize(32).mask(mask)[:, :3].all()
+    assert short.thumbnail(image).shape == (32, 32, 3)
+    square = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    assert torch.equal(short.image(square, (0.0,) * 3, (1.0,) * 3), Resize(32).image(square, (0.0,) * 3, (1.0,) * 3))
 
 
 def test_load_mask_nearest_resize_and_zero_for_good(tmp_path):
     mask = np.zeros((16, 16), np.uint8)
     mask[:8, :8] = 255
     Image.fromarray(mask).save(tmp_path / "m.png")
-    out = load_mask(tmp_path / "m.png", (16, 16), 4)
+    out = load_mask(tmp_path / "m.png", (16, 16), Resize(4))
     assert out.tolist() == [[True, True, False, False]] * 2 + [[False] * 4] * 2
-    assert not load_mask(None, (16, 16), 4).any() and load_mask(None, (16, 16), 4).shape == (4, 4)
+    assert not load_mask(None, (16, 16), Resize(4)).any() and load_mask(None, (16, 16), Resize(4)).shape == (4, 4)

@@ -13,6 +13,7 @@ from frad.backbone import load_backbone
 from frad.cache import FeatureCache, build_feature_cache
 from frad.datasets import synthetic, synthetic_render
 from frad.datasets.layout import index_category
+from frad.datasets.preprocess import Resize
 from frad.evaluation import metrics
 from frad.evaluation.postprocess import image_scores
 from frad.score import anomaly_maps
@@ -64,7 +65,7 @@ def test_demo_category_reaches_the_promised_image_auroc(tmp_path, demo_params, c
         index_category(tmp_path / "data", category),
         backbone,
         tmp_path / "features",
-        image_size=d.image_size,
+        resize=Resize(d.image_size),
         weights=b.weights,
         progress=False,
     )

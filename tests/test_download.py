@@ -8,19 +8,20 @@ import io
 import json
 import random
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
 from frad.datasets.archive import list_top_dirs, safe_extract
 from frad.datasets.checksum import verify_sha256
-from frad.datasets.download import MVTEC_FILENAME, MVTEC_SHA256, MVTEC_SIZE, MVTEC_URL, download
+from frad.datasets.download import NoMirrorError, check_urls, download, download_first
 from frad.errors import DownloadError
 
 try:  # tests/ is a rootdir-less folder (pytest puts it on sys.path) or a package
-    from http_fixture import FileServer
+    from http_fixture import FileServer, RouteServer
 except ImportError:  # pragma: no cover
-    from tests.http_fixture import FileServer
+    from tests.http_fixture import FileServer, RouteServer
 
 K = 3000  # bytes sent before an injected connection reset
 FAST = {"progress": False, "backoff": 0.0, "chunk_size": 1024, "timeout": 5.0}
@@ -107,10 +108,22 @@ def _assert_one_line(err: pytest.ExceptionInfo[DownloadError], *needles: str) ->
 # --------------------------------------------------------------------------- constants
 
 
-def test_mvtec_constants_describe_the_official_archive():
-    assert MVTEC_URL.startswith("https://") and MVTEC_URL.endswith("/" + MVTEC_FILENAME)
-    assert MVTEC_SIZE == 5_264_982_680
-    assert len(MVTEC_SHA256) == 64 and int(MVTEC_SHA256, 16) >= 0
+def test_registry_describes_each_official_archive_and_params_list_its_mirrors():
+    from frad.datasets.registry import DATASETS
+    from pipeline.params import load_params
+    from pipeline.workspace import PROJECT
+
+    mvtec = DATASETS["mvtec_ad"]
+    assert mvtec.size == 5_264_982_680 and mvtec.sha256.startswith("cf4313b1") and mvtec.sha256.endswith("cd3d")
+    assert "shares/38536/3830184030e49fe74747669442f0f282" not in " ".join(mvtec.mirrors)  # HTTP 404 since 2025
+    assert DATASETS["visa"].sha256 == "2eb8690c803ab37de0324772964100169ec8ba1fa3f7e94291c9ca673f40f362"
+    data = load_params(PROJECT / "params.yaml").data
+    for name, spec in DATASETS.items():
+        if spec.sha256 is None:
+            continue
+        assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0 and spec.page.startswith("https://")
+        assert spec.mirrors and all(u.startswith("https://") and u.endswith("/" + spec.filename) for u in spec.mirrors)
+        assert data.urls[name] == spec.mirrors, name  # params.yaml lists the registry's mirrors, official first
 
 
 # --------------------------------------------------------------------------- download
@@ -449,3 +462,47 @@ def test_list_top_dirs_lists_categories_and_flags_truncation(tmp_path):
     assert list_top_dirs(_archive(tmp_path, ARCHIVE)) == ["bottle", "grid"]
     with pytest.raises(DownloadError, match="truncated or corrupt"):
         list_top_dirs(_archive(tmp_path, ARCHIVE[:200]))
+
+
+# --------------------------------------------------------------------------- mirrors and the link check
+
+
+def test_download_first_moves_past_dead_mirrors_to_one_that_serves_the_archive(server, tmp_path):
+    with RouteServer(ARCHIVE) as routes:
+        dead = [routes.url("missing"), routes.url("forbidden"), "http://127.0.0.1:9/closed-port"]
+        got = download_first([*dead, server.url], tmp_path / "a.tar.xz", SHA, len(ARCHIVE), **FAST)
+    assert got.read_bytes() == ARCHIVE
+
+
+def test_download_first_rejects_a_mirror_serving_other_bytes_and_takes_the_next(server, tmp_path):
+    with FileServer(ARCHIVE[::-1]) as other:
+        got = download_first([other.url, server.url], tmp_path / "a.tar.xz", SHA, **FAST)
+    assert got.read_bytes() == ARCHIVE and not _part(tmp_path / "a.tar.xz").exists()
+
+
+def test_when_every_mirror_fails_one_block_names_each_url_and_what_to_do(tmp_path):
+    with RouteServer(ARCHIVE) as routes:
+        urls = [routes.url("missing"), routes.url("forbidden"), "http://127.0.0.1:9/closed-port"]
+        with pytest.raises(NoMirrorError) as err:
+            download_first(urls, tmp_path / "a.tar.xz", SHA, manual="Download it by hand from PAGE", **FAST)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith("no mirror served a.tar.xz") and lines[-1] == "Download it by hand from PAGE"
+    assert "404" in lines[1] and urls[0] in lines[1] and "403" in lines[2] and urls[2] in lines[3]
+    assert "unreachable" in lines[3] or "refused" in lines[3].lower()
+    assert not list(tmp_path.iterdir())  # nothing downloaded, nothing half-written
+
+
+def test_link_check_reports_each_answer_and_never_hangs():
+    with RouteServer(ARCHIVE) as routes:
+        names = ("ok", "missing", "forbidden", "moved", "stall")
+        t0 = time.monotonic()
+        got = check_urls([(routes.url(n), len(ARCHIVE)) for n in names] + [(routes.url("ok"), 7)], timeout=1.5)
+        took = time.monotonic() - t0
+    ok, missing, forbidden, moved, stall, wrong_size = got
+    assert ok.ok and ok.status.startswith("HTTP 206") and "redirected" not in ok.status
+    assert not missing.ok and missing.status.startswith("HTTP 404")
+    assert not forbidden.ok and forbidden.status.startswith("HTTP 403")
+    assert moved.ok and "redirected to" in moved.status and moved.status.endswith("/ok")
+    assert not stall.ok and stall.status == "no answer within 1.5 s"
+    assert not wrong_size.ok and f"serves {len(ARCHIVE)} bytes, not the expected 7" in wrong_size.status
+    assert took < 3.5  # the stalled URL waits once, in parallel with the others

@@ -390,6 +390,7 @@ def test_padim_and_patchcore_on_real_bottle(bottle_root, tmp_path):
     from frad.backbone import load_backbone
     from frad.cache import FeatureCache, build_feature_cache
     from frad.datasets.layout import index_category
+    from frad.datasets.preprocess import Resize
     from frad.evaluation import metrics
 
     backbone = load_backbone("tf_efficientnet_lite0", "imagenet", layers=[1, 2, 3])
@@ -397,7 +398,7 @@ def test_padim_and_patchcore_on_real_bottle(bottle_root, tmp_path):
         index_category(bottle_root, "bottle"),
         backbone,
         tmp_path / "fc",
-        image_size=256,
+        resize=Resize(256),
         weights="imagenet",
         progress=False,
     )

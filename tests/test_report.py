@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import statistics
 import subprocess
@@ -27,14 +28,14 @@ METRICS = paper.METRICS
 ANOMALOUS_ONLY = "all test images are anomalous: image AUROC is undefined"
 
 # Per-category metrics (image AUROC, pixel AUROC, PRO): carpet and grid are MVTec textures (built in, data.textures
-# is empty), bottle an MVTec object, widget / blank objects the paper does not have; blank's image AUROC is undefined.
-CATS = ("carpet", "grid", "bottle", "widget", "blank")
+# is empty), bottle an MVTec object, cable / capsule objects the paper does not have; blank's image AUROC is undefined.
+CATS = ("carpet", "grid", "bottle", "cable", "capsule")
 FULL = {
     "carpet": (0.9912, 0.9876, 0.9634),
     "grid": (0.9850, 0.9700, 0.9400),
     "bottle": (0.9951, 0.9823, 0.9502),
-    "widget": (0.8000, 0.9000, 0.7000),
-    "blank": (None, 0.9500, 0.8500),
+    "cable": (0.8000, 0.9000, 0.7000),
+    "capsule": (None, 0.9500, 0.8500),
 }
 # FRAD variants: the full values shifted by a constant.
 OFFSETS = {"full": 0.0, "baseline": -0.02, "gfe": -0.01, "shuffle": -0.015, "L1": -0.1, "L123": -0.03}
@@ -44,22 +45,22 @@ BASELINES = {
         "carpet": (0.9950, 0.9890, 0.9600),
         "grid": (0.9600, 0.9700, 0.9400),
         "bottle": (0.9990, 0.9800, 0.9500),
-        "widget": (0.7000, 0.8800, 0.6800),
-        "blank": (None, 0.9400, 0.8300),
+        "cable": (0.7000, 0.8800, 0.6800),
+        "capsule": (None, 0.9400, 0.8300),
     },
     "patchcore": {
         "carpet": (0.9930, 0.9910, 0.9500),
         "grid": (0.9800, 0.9650, 0.9300),
         "bottle": (1.0, 0.9860, 0.9610),
-        "widget": (0.8600, 0.9100, 0.7200),
-        "blank": (None, 0.9600, 0.8600),
+        "cable": (0.8600, 0.9100, 0.7200),
+        "capsule": (None, 0.9600, 0.8600),
     },
     "rd": {
         "carpet": (0.9960, 0.9900, 0.9710),
         "grid": (0.9980, 0.9930, 0.9760),
         "bottle": (0.9970, 0.9850, 0.9600),
-        "widget": (0.7500, 0.8900, 0.6900),
-        "blank": (None, 0.9500, 0.8400),
+        "cable": (0.7500, 0.8900, 0.6900),
+        "capsule": (None, 0.9500, 0.8400),
     },
 }
 
@@ -224,7 +225,7 @@ def test_table1_per_category_values_and_deltas(built):
     # FRAD: ours | paper | Δ, cells "image / pixel" like the paper
     assert t1["carpet"][:3] == ["99.1 / 98.8", "100.0 / 99.2", "-0.9 / -0.4"]
     assert t1["bottle"][:3] == ["99.5 / 98.2", "100.0 / 98.9", "-0.5 / -0.7"]
-    assert t1["widget"][:3] == ["80.0 / 90.0", "— / —", "— / —"]  # not in the paper
+    assert t1["cable"][:3] == ["80.0 / 90.0", "99.2 / 98.3", "-19.2 / -8.3"]
     # the same for every category, recomputed from the inputs and paper.py
     for c in ("carpet", "grid", "bottle"):
         for col, method in ((0, "full"), (3, "padim"), (7, "rd")):
@@ -242,8 +243,8 @@ def test_table1_per_category_values_and_deltas(built):
         "grid",
         "Texture average",
         "bottle",
-        "widget",
-        "blank",
+        "cable",
+        "capsule",
         "Object average",
         "Total average",
     ]
@@ -273,20 +274,20 @@ def test_table1_undefined_metric_notes_and_partial_averages(built):
     sec = section(text, 1)
     t1, n = rows(sec), notes(sec)
     for col, method in ((0, "full"), (3, "padim"), (6, "patchcore"), (7, "rd")):
-        image, pixel = t1["blank"][col].split(" / ")
-        assert image.startswith("n/a [") and pixel == pct(values_of(method, "blank")[1]), method
+        image, pixel = t1["capsule"][col].split(" / ")
+        assert image.startswith("n/a [") and pixel == pct(values_of(method, "capsule")[1]), method
         mark, label = image.split(" ")[1], report.METHOD_LABELS[method]
-        assert n[mark].startswith(f"{label} on blank: Image AUROC is undefined") and ANOMALOUS_ONLY in n[mark]
-    assert t1["blank"][1:3] == ["— / —", "— / —"]
+        assert n[mark].startswith(f"{label} on capsule: Image AUROC is undefined") and ANOMALOUS_ONLY in n[mark]
+    assert t1["capsule"][1:3] == ["96.1 / 98.5", "— / -3.5"]  # no Δ where ours is undefined
 
-    # Object average of image AUROC: over bottle and widget only (blank undefined), paper "—" (widget).
+    # Object average of image AUROC: over bottle and cable only (capsule undefined).
     ours, paper_cell, d = t1["Object average"][:3]
     image = ours.split(" / ")[0]
-    assert image.split(" ")[0] == pct(defined_mean(FULL[c][0] for c in ("bottle", "widget", "blank")))
-    assert "2 of 3 categories" in n[image.split(" ")[1]] and "blank" in n[image.split(" ")[1]]
-    assert paper_cell == "— / —" and d == "— / —"
+    assert image.split(" ")[0] == pct(defined_mean(FULL[c][0] for c in ("bottle", "cable", "capsule")))
+    assert "2 of 3 categories" in n[image.split(" ")[1]] and "capsule" in n[image.split(" ")[1]]
+    assert strip_notes(paper_cell) == "98.4 / 98.6"  # the paper's mean over the same three categories (noted)
     # object pixel AUROC: defined everywhere, no note
-    assert ours.split(" / ")[1] == pct(statistics.fmean(FULL[c][1] for c in ("bottle", "widget", "blank")))
+    assert ours.split(" / ")[1] == pct(statistics.fmean(FULL[c][1] for c in ("bottle", "cable", "capsule")))
 
     # Texture average over carpet and grid: not the paper's published 99.6 / 97.8 but its mean of the same two
     tex = t1["Texture average"]
@@ -306,14 +307,14 @@ def test_table2_pro(built):
     t2 = rows(section(text, 2))
     assert t2["carpet"][:3] == ["96.3", "97.5", "-1.2"]
     assert t2["bottle"][:3] == ["95.0", "96.8", "-1.8"]
-    assert t2["blank"][:3] == ["85.0", "—", "—"]
+    assert t2["capsule"][:3] == ["85.0", "96.2", "-11.2"]
     assert t2["Total average"][0] == pct(statistics.fmean(FULL[c][2] for c in CATS))
     assert t2["Texture average"][1].startswith(f"{statistics.fmean([97.5, 97.6]):.1f} [")  # carpet and grid
 
 
 def test_best_method_line(built):
     _, _, text, _ = built
-    groups = {"textures": ("carpet", "grid"), "objects": ("bottle", "widget", "blank"), "all": CATS}
+    groups = {"textures": ("carpet", "grid"), "objects": ("bottle", "cable", "capsule"), "all": CATS}
     parts = []
     for label, cats in groups.items():
         means = {m: defined_mean(values_of(m, c)[0] for c in cats) for m in ("full", "padim", "patchcore", "rd")}
@@ -327,12 +328,12 @@ def test_best_method_line(built):
 
 def test_textures_are_built_in(tmp_path: Path):
     """carpet counts as a texture without data.textures; data.textures adds other datasets' categories."""
-    cases = {"default": {}, "omitted": {"data__textures": DELETE}, "widget": {"data__textures": ["widget"]}}
+    cases = {"default": {}, "omitted": {"data__textures": DELETE}, "cable": {"data__textures": ["cable"]}}
     for name, dotted in cases.items():
         p = make_params(
             **{
                 **STANDARD,
-                "data__categories": ["widget", "carpet", "bottle"],
+                "data__categories": ["cable", "carpet", "bottle"],
                 "ablation__layers": [],
                 "compare__methods": [],
                 **dotted,
@@ -341,10 +342,12 @@ def test_textures_are_built_in(tmp_path: Path):
         out = tmp_path / name
         report.build_report(write_all_scores(tmp_path / f"scores_{name}", p), p, out)
         t1 = list(rows(section((out / "tables.md").read_text(), 1)))[1:]
-        textures = ["widget", "carpet"] if name == "widget" else ["carpet"]
-        objects = [c for c in ("widget", "bottle") if c not in textures]
+        textures = ["cable", "carpet"] if name == "cable" else ["carpet"]
+        objects = [c for c in ("cable", "bottle") if c not in textures]
         assert t1 == [*textures, "Texture average", *objects, "Object average", "Total average"], name
-        assert f"textures: {', '.join(textures)}; objects: {', '.join(objects)}." in (out / "tables.md").read_text()
+        assert (
+            f"Groups — texture: {', '.join(textures)}; object: {', '.join(objects)}." in (out / "tables.md").read_text()
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -421,8 +424,8 @@ def test_full_model_without_gfe_compares_with_the_matching_paper_row(tmp_path: P
 # Seeds: mean ± sample std, group averages over per-seed means, the ≈ marking
 # ------------------------------------------------------------------------------------------------
 SEEDS = [1, 0, 2]  # not sorted: the "first seed" is the first listed
-SEED_BASE = {"carpet": (0.97, 0.96, 0.93), "widget": (0.85, 0.90, 0.80)}
-SEED_SHIFT = {"carpet": (0.0, 0.012, -0.006), "widget": (0.008, -0.004, 0.002)}  # per seed, in SEEDS order
+SEED_BASE = {"carpet": (0.97, 0.96, 0.93), "cable": (0.85, 0.90, 0.80)}
+SEED_SHIFT = {"carpet": (0.0, 0.012, -0.006), "cable": (0.008, -0.004, 0.002)}  # per seed, in SEEDS order
 # gfe is inside the seed noise of full, shuffle and baseline outside it (checked against the reference below).
 SEED_OFFSETS = {"full": 0.0, "gfe": -0.002, "shuffle": -0.008, "baseline": -0.05, "rd": -0.02, "patchcore": 0.01}
 
@@ -443,7 +446,7 @@ def mean_std(values: list[float]) -> str:
 def seeded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("seeded")
     p = make_params(
-        data__categories=["carpet", "widget"],
+        data__categories=["carpet", "cable"],
         ablation__layers=[],
         compare__methods=["rd", "patchcore"],
         train__seeds=SEEDS,
@@ -453,7 +456,7 @@ def seeded(tmp_path_factory):
             for s in SEEDS:
                 write_score(tmp / "scores", c, m, [seed_value(m, c, s, i) for i in range(3)], s)
     write_maps(tmp / "scores", "carpet", seed=1)  # the first seed: drawn
-    write_maps(tmp / "scores", "widget", seed=0)  # another seed only: no figure
+    write_maps(tmp / "scores", "cable", seed=0)  # another seed only: no figure
     curves = write_all_curves(tmp / "curves", p)
     metrics = report.build_report(tmp / "scores", p, tmp / "reports", curves_dir=tmp / "curves")
     return p, metrics, tmp / "reports", (tmp / "reports" / "tables.md").read_text(), curves
@@ -463,7 +466,7 @@ def test_seeds_mean_and_sample_std_per_category(seeded):
     _, _, _, text, _ = seeded
     assert "Seeds: 1, 0, 2 (values are mean ± sample standard deviation over seeds)." in text
     t1, t2 = rows(section(text, 1)), rows(section(text, 2))
-    for c in ("carpet", "widget"):
+    for c in ("carpet", "cable"):
         for col, method in ((0, "full"), (3, "rd"), (6, "patchcore")):
             image, pixel, pro = ([seed_value(method, c, s, i) for s in SEEDS] for i in range(3))
             assert t1[c][col] == f"{mean_std(image)} / {mean_std(pixel)}", (c, method)
@@ -476,7 +479,7 @@ def test_seeds_mean_and_sample_std_per_category(seeded):
 def test_seeds_group_average_is_std_over_per_seed_means(seeded):
     _, _, _, text, _ = seeded
     t1 = rows(section(text, 1))
-    cats = ("carpet", "widget")
+    cats = ("carpet", "cable")
     for i in range(2):
         per_seed = per_seed_means("full", cats, i)
         assert t1["Total average"][0].split(" / ")[i] == mean_std(per_seed)
@@ -491,7 +494,7 @@ def test_seeds_within_noise_marking(seeded):
     _, _, _, text, _ = seeded
     sec = section(text, 3)
     t3 = rows(sec)
-    cats = ("carpet", "widget")
+    cats = ("carpet", "cable")
 
     def inside(method: str, i: int) -> bool:  # reference: |Δmean| ≤ √(σ_full² + σ_method²)
         a, b = per_seed_means(method, cats, i), per_seed_means("full", cats, i)
@@ -517,7 +520,7 @@ def test_seeds_metrics_json(seeded):
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert set(metrics) == {*METRICS, "categories", "seeds", "std", "methods"}
     assert metrics["seeds"] == 3 and metrics["categories"] == 2
-    cats = ("carpet", "widget")
+    cats = ("carpet", "cable")
     for i, m in enumerate(METRICS):
         per_seed = per_seed_means("full", cats, i)
         assert metrics[m] == pytest.approx(statistics.fmean(per_seed), abs=1e-12)
@@ -553,10 +556,10 @@ def test_metrics_json(built):
 
 
 def test_metric_undefined_everywhere_is_null(tmp_path: Path):
-    p = make_params(data__categories=["blank"], ablation__layers=[], compare__methods=[], train__seeds=[0])
+    p = make_params(data__categories=["capsule"], ablation__layers=[], compare__methods=[], train__seeds=[0])
     root = tmp_path / "scores"
     for m in p.methods:
-        write_score(root, "blank", m, (None, 0.9, 0.8))
+        write_score(root, "capsule", m, (None, 0.9, 0.8))
     metrics = report.build_report(root, p, tmp_path / "out")
     assert metrics == {
         "image_auroc": None,
@@ -569,7 +572,7 @@ def test_metric_undefined_everywhere_is_null(tmp_path: Path):
     text = (tmp_path / "out" / "tables.md").read_text()
     sec3 = section(text, 3)
     assert rows(sec3)["full"][2].startswith("n/a [")
-    assert f"Image AUROC is undefined (blank): {ANOMALOUS_ONLY}." in notes(sec3).values()
+    assert f"Image AUROC is undefined (capsule): {ANOMALOUS_ONLY}." in notes(sec3).values()
     assert "Texture average" not in section(text, 1)  # no texture among the categories
     assert "No comparison method selected" in text and "PaDiM" not in section(text, 1)
 
@@ -657,7 +660,7 @@ def test_bad_score_file(scores: Path, tmp_path: Path, method, extra, match):
     ],
 )
 def test_unreadable_score_file(scores: Path, tmp_path: Path, content, match):
-    (scores / "widget" / "padim" / "seed0.json").write_text(content)
+    (scores / "cable" / "padim" / "seed0.json").write_text(content)
     with pytest.raises(DataError, match=match):
         report.build_report(scores, make_params(**STANDARD), tmp_path / "out")
 
@@ -792,7 +795,7 @@ def test_run_and_command_line(scores: Path, tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         report.run(["--params", str(tmp_path / "nope.yaml")])
 
-    (scores / "widget" / "full" / "seed0.json").unlink()
+    (scores / "cable" / "full" / "seed0.json").unlink()
     out2 = tmp_path / "reports2"
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -806,7 +809,7 @@ def test_run_and_command_line(scores: Path, tmp_path: Path):
     )
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: missing score file") and "widget" in err[0], proc.stderr
+    assert len(err) == 1 and err[0].startswith("error: missing score file") and "cable" in err[0], proc.stderr
     assert not out2.exists()
 
 
@@ -837,7 +840,7 @@ def test_all_paper_categories_at_paper_values(tmp_path: Path):
                 assert deltas[i] == dlt(ours[i], published[i]) and abs(float(deltas[i])) <= 0.1, (label, method, m)
     assert "[" not in section(text, 1)  # no notes needed
     assert "like-for-like" not in section(text, 3)
-    assert "textures: carpet, grid, leather, tile, wood;" in text  # built in, data.textures is empty
+    assert "Groups — texture: carpet, grid, leather, tile, wood;" in text  # built in, data.textures is empty
 
 
 # ------------------------------------------------------------------------------------------------
@@ -916,3 +919,65 @@ def test_paper_transcription_matches_the_paper_text():
             get = paper.category_value if row in paper.CATEGORIES else paper.average_value
             assert (get(row, "image_auroc", method), get(row, "pixel_auroc", method)) == (image, pixel), (method, row)
             assert get(row, "pro", method) == float(t2[column][row]), (method, row)
+
+
+# ------------------------------------------------------------------------------------------------
+# The paper's column only beside the paper's data
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "case, dotted, title, first",
+    [
+        (
+            "synthetic",
+            {"data__source": "synthetic", "data__categories": ["tile", "bottle"]},
+            "# FRAD on synthetic data (no paper column)",
+            "Synthetic data drawn by the pipeline's generator (frad.datasets.synthetic: seed 0;",
+        ),
+        (
+            "mvtec_folder",
+            {"data__source": "folder", "data__root": "/data/mvtec", "data__categories": ["carpet", "bottle"]},
+            "# FRAD on MVTec AD: our results next to the paper's",
+            "MVTec AD (Bergmann, Fauser, Sattlegger, Steger",
+        ),
+        (
+            "own_folder",
+            {
+                "data__source": "folder",
+                "data__dataset": "custom",
+                "data__root": "/data/mine",
+                "data__categories": ["tile", "bottle"],
+            },
+            "# FRAD on your own data (no paper column)",
+            "Your own data from the folder /data/mine, 2 categories: tile, bottle.",
+        ),
+        (
+            "visa",
+            {"data__dataset": "visa", "data__categories": ["capsules", "pcb1"]},
+            "# FRAD on VisA (no paper column)",
+            "VisA (Zou, Jeong, Pemula, Zhang, Dabeer",
+        ),
+    ],
+)
+def test_the_paper_column_stands_only_beside_the_papers_data(tmp_path, case, dotted, title, first):
+    """Synthetic drawings, another dataset and a folder not declared MVTec AD (even one that reuses MVTec AD's
+    category names) get no paper column, no Δ and no ∈ mark; a folder declared MVTec AD keeps them."""
+    p = make_params(**{**STANDARD, "ablation__layers": ["L1"], "bootstrap__resamples": 0, **dotted})
+    out = tmp_path / "out"
+    for c, like in zip(p.data.categories, ("carpet", "bottle")):  # VisA's categories take these values
+        for m in p.methods:
+            write_score(tmp_path / "scores", c, m, values_of(m, like), 0)
+    report.build_report(tmp_path / "scores", p, out)
+    text = (out / "tables.md").read_text()
+    lines = text.splitlines()
+    assert lines[2] == title and lines[4].startswith(first)
+    tables = "\n".join(section(text, n) for n in (1, 2, 3, 4))
+    with_paper = case == "mvtec_folder"
+    assert bool(re.search(r"\|\s+paper\s+\|", tables)) == with_paper and ("Δ" in tables) == with_paper
+    assert ("not in paper" in tables) == with_paper
+    if with_paper:
+        assert "declared MVTec AD" in lines[4] and rows(section(text, 1))["carpet"][1] == "100.0 / 99.2"
+    else:
+        assert set(len(r) for r in rows(section(text, 1)).values()) == {4}  # FRAD + 3 comparison methods, nothing else
+        assert "Δ" not in text and "∈" not in text
+    if case == "synthetic":
+        assert "not a result" in lines[4]

@@ -23,7 +23,7 @@ SEEDS = [0, 1]
 
 
 def params(**dotted):
-    base = dict(data__categories=["bottle", "nomask"], ablation__layers=[], compare__methods=["padim", "rd"])
+    base = dict(data__categories=["bottle", "screw"], ablation__layers=[], compare__methods=["padim", "rd"])
     return tr.make_params(**{**base, "train__seeds": SEEDS, "bootstrap__resamples": 200, **dotted})
 
 
@@ -32,13 +32,13 @@ def scored_set(category: str, method: str, seed: int):
     base = np.random.default_rng(sum(map(ord, category)))
     labels = np.arange(16) >= 6
     masks = np.zeros((16, 12, 12), bool)
-    if category != "nomask":
+    if category != "screw":
         for i in np.flatnonzero(labels):
             r, c = base.integers(0, 8, 2)
             masks[i, r : r + 3, c : c + 4] = True
     noise = np.random.default_rng([seed, sum(map(ord, method)) if method != "padim" else sum(map(ord, "full"))])
     maps = noise.random((16, 12, 12)) + STRENGTH[method] * masks
-    if category == "nomask":  # defective images without masks: their maps still score higher
+    if category == "screw":  # defective images without masks: their maps still score higher
         maps += STRENGTH[method] * labels[:, None, None]
     return maps, masks, maps.reshape(16, -1).max(axis=1), labels
 
@@ -77,8 +77,8 @@ def test_section_shows_intervals_and_paired_marks(built):
     assert re.fullmatch(r"\d+\.\d \[\d+\.\d, \d+\.\d\]", full)
     assert full == padim and full_padim == "+0.0 [+0.0, +0.0]"  # identical maps: no mark
     assert full_rd.startswith("▲ +")  # far better on the same resampled images
-    assert _row(text, "### Image AUROC", "nomask")[1] != "n/a"
-    assert _row(text, "### Pixel AUROC", "nomask")[1:] == ["n/a"] * 5  # no masks: pixel metrics n/a
+    assert _row(text, "### Image AUROC", "screw")[1] != "n/a"
+    assert _row(text, "### Pixel AUROC", "screw")[1:] == ["n/a"] * 5  # no masks: pixel metrics n/a
     row = _row(text, "### Tables 3–4 rows vs the full model", "baseline")
     assert row[2].startswith("▼ -")  # baseline row below the full model
     assert _row(text, "### Tables 3–4 rows vs the full model", "full")[2] == "—"
@@ -117,7 +117,7 @@ def test_interval_plot_files(built, tmp_path):
     assert {(r["method"], r["category"]) for r in rows} == {
         (m, c) for m in ("full", "padim", "rd") for c in ("bottle", "average")
     }
-    assert all(r["ci_low"] <= r["ci_high"] <= 100.0 for r in rows)  # nomask has no pixel interval: no row
+    assert all(r["ci_low"] <= r["ci_high"] <= 100.0 for r in rows)  # screw has no pixel interval: no row
     assert (tmp_path / "out" / "plots" / "image_roc" / "bottle.json").is_file()
 
 
@@ -146,7 +146,7 @@ def test_stale_or_missing_summary_is_one_line_error(built, tmp_path):
         report.build_report(scores, p, tmp_path / "out")
     assert "\n" not in str(err.value)
     write_item(scores, "bottle", "rd", 1)
-    (scores / "nomask" / "gfe" / "seed0_boot.npz").unlink()
+    (scores / "screw" / "gfe" / "seed0_boot.npz").unlink()
     with pytest.raises(DataError, match="missing bootstrap summary .*gfe/seed0_boot.npz"):
         report.build_report(scores, p, tmp_path / "out")
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import tarfile
+import time
 
 import pytest
-from pipeline_utils import TINY, dvc, repro
+from pipeline_utils import TINY, dvc, env, repro, set_params, status
 
 from frad.datasets.layout import index_category
 from frad.datasets.synthetic import generate_category
@@ -19,9 +22,9 @@ from pipeline.params import load_params
 from pipeline.workspace import make_workspace
 
 try:
-    from http_fixture import FileServer
+    from http_fixture import FileServer, RouteServer
 except ImportError:  # pragma: no cover
-    from tests.http_fixture import FileServer
+    from tests.http_fixture import FileServer, RouteServer
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +42,7 @@ def archive(tmp_path_factory) -> bytes:
     return buf.getvalue()
 
 
-def _workspace(tmp_path, url: str, sha: str, source: str = "mvtec", **extra):
+def _workspace(tmp_path, url: str | list[str], sha: str, source: str = "download", **extra):
     return make_workspace(
         tmp_path / "ws",
         {
@@ -47,7 +50,7 @@ def _workspace(tmp_path, url: str, sha: str, source: str = "mvtec", **extra):
             "data.source": source,
             "data.categories": ["bottle"],
             "data.textures": [],
-            "data.url": url,
+            "data.urls": {"mvtec_ad": url if isinstance(url, list) else [url]},
             "data.sha256": sha,
             **extra,
         },
@@ -115,11 +118,60 @@ def test_archive_source_with_wrong_checksum_fails(archive, tmp_path, monkeypatch
     assert not (ws / "data/raw/mvtec_ad").exists()
 
 
-def test_unknown_mvtec_category_is_named(archive, tmp_path, monkeypatch):
+def test_unknown_mvtec_category_is_named_with_the_closest_before_any_stage_runs(archive, tmp_path, monkeypatch):
     ws = _archive_workspace(archive, tmp_path, monkeypatch, **{"data.categories": ["bottel"]})
-    params = load_params()
-    download_stage.run(params)
     proc = dvc(ws, "repro", "prepare@bottel", check=False)
     assert proc.returncode != 0
-    assert "error: unknown category 'bottel'" in proc.stderr + proc.stdout
-    assert not (ws / "data/datasets/bottel").exists()
+    assert "'bottel' is not a MVTec AD category; did you mean bottle?" in proc.stderr + proc.stdout
+    assert not (ws / "data/raw/mvtec_ad").exists() and not (ws / "data/datasets/bottel").exists()
+
+
+def test_make_repro_path_takes_the_next_mirror_when_the_first_is_dead_and_runs_through_features(archive, tmp_path):
+    """`make repro`'s path as far as it runs offline: a local server stands in for the mirrors; the first answers
+    404, the second serves the archive; download, prepare and features run. Changing the mirror list afterwards
+    reruns nothing: the archive's identity is its SHA-256."""
+    sha = hashlib.sha256(archive).hexdigest()
+    with FileServer(archive) as server:
+        dead = server.url.rsplit("/", 1)[0] + "/moved-away.tar.xz"
+        ws = _workspace(tmp_path, [dead, server.url], sha)
+        ran = repro(ws, "features@bottle")
+        statuses = [r["status"] for r in server.requests]
+    assert ran == {"download", "prepare@bottle", "features@bottle"}
+    assert statuses == [404, 200]
+    assert (ws / "data/features/bottle/meta.json").is_file()
+    set_params(ws, **{"data.urls": {"mvtec_ad": ["http://127.0.0.1:9/another-mirror.tar.xz"]}})
+    assert not status(ws) & {"download", "prepare@bottle", "features@bottle"}
+    assert repro(ws, "features@bottle") == set()
+
+
+def test_link_check_names_every_url_with_its_answer_and_fails_without_a_serving_mirror(archive, tmp_path):
+    """`python -m pipeline.download --check`: one line per URL (every dataset's mirrors, the backbone weights),
+    non-zero when some dataset's archive has no mirror that serves it, within the timeout whatever the network."""
+    with RouteServer(archive) as routes:
+        ws = make_workspace(
+            tmp_path / "ws",
+            {
+                **TINY,
+                "data.urls": {"mvtec_ad": [routes.url("missing"), routes.url("ok")], "visa": [routes.url("stall")]},
+                "data.sha256": hashlib.sha256(archive).hexdigest(),  # not the published archive: no size check
+            },
+            git=False,
+        )
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline.download", "--check", "--timeout", "2"],
+            cwd=ws,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        took = time.monotonic() - t0
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert lines[0].startswith("FAIL  mvtec_ad") and routes.url("missing") in lines[0] and "HTTP 404" in lines[0]
+    assert lines[1].startswith("ok    mvtec_ad") and "HTTP 206" in lines[1]
+    assert lines[2].startswith("FAIL  visa") and "no answer within 2 s" in lines[2]
+    assert "weights wide_resnet50_2" in lines[3] and "wide_resnet50_2-95faca4d.pth" in lines[3]
+    assert "no mirror serves the VisA archive" in proc.stdout and "MVTec AD archive" not in proc.stdout
+    assert took < 15

@@ -14,6 +14,7 @@ from frad.backbone import load_backbone
 from frad.cache import FeatureCache, build_feature_cache
 from frad.config import ModelConfig, TrainConfig
 from frad.datasets.layout import index_category
+from frad.datasets.preprocess import Resize
 from frad.datasets.synthetic import generate_category
 from frad.device import resolve_device
 from frad.errors import TrainingError
@@ -44,7 +45,7 @@ def synthetic_caches(tmp_path_factory, lite0):
             index_category(root / "data", cat),
             lite0,
             root / "fc" / cat,
-            image_size=128,
+            resize=Resize(128),
             weights="imagenet",
             progress=False,
         )
@@ -192,7 +193,7 @@ def test_real_bottle_with_efficientnet_lite0(bottle_root, tmp_path):
         index_category(bottle_root, "bottle"),
         backbone,
         tmp_path / "fc",
-        image_size=256,
+        resize=Resize(256),
         weights="imagenet",
         progress=False,
     )

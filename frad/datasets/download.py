@@ -1,4 +1,5 @@
-"""Resumable, checksummed download (the official MVTec AD archive, the WideResNet50-2 weights).
+"""Resumable, checksummed download (a dataset's archive from its mirrors, the WideResNet50-2 weights), and a check of
+which URLs answer.
 
 ``download`` streams into ``<dest>.part`` (stdlib ``urllib``, tqdm bar) and keeps a sidecar
 ``<dest>.part.json`` with the server's validators (ETag / Last-Modified) and total size. A re-run
@@ -38,15 +39,6 @@ from frad.datasets.checksum import digest_matches, hash_file, normalize_sha256
 from frad.errors import DownloadError
 
 log = logging.getLogger(__name__)
-
-# Official MVTec AD archive (the URL anomalib uses).
-MVTEC_URL = (
-    "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f282/download/"
-    "420938113-1629952094/mvtec_anomaly_detection.tar.xz"
-)
-MVTEC_FILENAME = "mvtec_anomaly_detection.tar.xz"
-MVTEC_SIZE = 5_264_982_680
-MVTEC_SHA256 = "cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d"
 
 _USER_AGENT = f"frad/{__version__} (+urllib)"
 _RETRY_STATUS = frozenset({408, 429})  # 4xx that mean "try again later"; every other 4xx is final
@@ -367,3 +359,114 @@ def _download_locked(
     os.replace(part, dest)
     _sidecar(part).unlink(missing_ok=True)
     return dest
+
+
+# --------------------------------------------------------------------------- mirrors
+
+
+class NoMirrorError(DownloadError):
+    """Every mirror failed: one block (a line per URL with its reason, then what to do), kept as written."""
+
+    def __init__(self, message: str):
+        Exception.__init__(self, message)
+
+
+def download_first(
+    urls: list[str] | tuple[str, ...],
+    dest: str | os.PathLike[str],
+    sha256: str,
+    size: int | None = None,
+    *,
+    manual: str = "",
+    probe_timeout: float = 10.0,
+    **kwargs,
+) -> Path:
+    """Download ``dest`` from the first of ``urls`` (mirrors, tried in order) that serves the file with this
+    SHA-256 (and ``size``); an existing verified ``dest`` is returned at once. An unreachable host is skipped after
+    one connection attempt; an HTTP error, a wrong size or checksum moves on to the next mirror. When all fail:
+    :class:`NoMirrorError` listing each URL with its reason, then ``manual`` (how to use a copy made by hand)."""
+    dest = Path(dest)
+    failures: list[tuple[str, str]] = []
+    for url in urls:
+        reason = probe(url, probe_timeout)
+        if reason is None:
+            try:
+                return download(url, dest, sha256, size, **kwargs)
+            except DownloadError as err:
+                reason = str(err)
+        log.warning("mirror %s failed: %s", url, reason)
+        failures.append((url, reason))
+    lines = [f"no mirror served {dest.name} (sha256 {normalize_sha256(sha256)}):"]
+    lines += [f"  {url}: {reason}" for url, reason in failures] or ["  (no URL given)"]
+    raise NoMirrorError("\n".join([*lines, *([manual] if manual else [])]))
+
+
+@dataclass(frozen=True)
+class UrlStatus:
+    """What one URL answered: ``ok`` when it serves a file (of ``size`` bytes where that is known)."""
+
+    url: str
+    ok: bool
+    status: str
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "size not given"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def check_url(url: str, size: int | None = None, timeout: float = 8.0) -> UrlStatus:
+    """One request for the first byte of ``url`` (``Range: bytes=0-0``, redirects followed): its HTTP status,
+    the file size it announces, or why it did not answer."""
+    reason = probe(url, timeout)
+    if reason is not None:
+        return UrlStatus(url, False, f"unreachable: {reason}")
+    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity", "Range": "bytes=0-0"}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
+            status, final = resp.status or 200, resp.geturl()
+            crange = _parse_content_range(resp.headers.get("Content-Range"))
+            total = crange[1] if crange else _content_length(resp.headers)
+    except urllib.error.HTTPError as err:
+        err.close()
+        return UrlStatus(url, False, f"HTTP {err.code} {err.reason}")
+    except urllib.error.URLError as err:
+        why = err.reason
+        if isinstance(why, (TimeoutError, socket.timeout)):
+            return UrlStatus(url, False, f"no answer within {timeout:g} s")
+        return UrlStatus(url, False, f"unreachable: {why}")
+    except (TimeoutError, socket.timeout):
+        return UrlStatus(url, False, f"no answer within {timeout:g} s")
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        return UrlStatus(url, False, f"failed: {err!r}")
+    moved = f", redirected to {final}" if final != url else ""
+    if size is not None and total is not None and total != size:
+        return UrlStatus(url, False, f"HTTP {status}: serves {total} bytes, not the expected {size}{moved}")
+    return UrlStatus(url, True, f"HTTP {status}, {_human(total)}{moved}")
+
+
+def check_urls(checks: list[tuple[str, int | None]], timeout: float = 8.0) -> list[UrlStatus]:
+    """:func:`check_url` of every ``(url, size)`` at once, in daemon threads: the whole check ends within about
+    ``timeout`` seconds, whatever the network does (a URL still waiting then reads "no answer")."""
+    results: dict[int, UrlStatus] = {}
+    deadline = time.monotonic() + timeout + 0.5
+
+    def run(i: int, url: str, size: int | None) -> None:
+        results[i] = check_url(url, size, timeout)
+
+    threads = [
+        threading.Thread(target=run, args=(i, url, size), name="frad-url-check", daemon=True)
+        for i, (url, size) in enumerate(checks)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [
+        results.get(i) or UrlStatus(url, False, f"no answer within {timeout:g} s") for i, (url, _) in enumerate(checks)
+    ]

@@ -34,7 +34,8 @@ def _ablation_rows(
     notes: Notes,
     boot: Any = None,
 ) -> list[list[str]]:
-    """Rows [label cells…, ours, paper, Δ per metric]; a cell within seed noise of the full row is marked ≈."""
+    """Rows [label cells…, ours, paper, Δ per metric] ([…, ours per metric] where these are not the paper's data);
+    a cell within seed noise of the full row is marked ≈."""
     cats = list(p.data.categories)
     full = {m: stat(scores["full"], cats, m) for m in METRICS}
     rows = []
@@ -52,6 +53,9 @@ def _ablation_rows(
                         "(within seed noise)."
                     )
                 )
+            if not p.data.paper_data:
+                cells.append(ours)
+                continue
             paper_cell, delta_cell = compare_cells(ours.lstrip(NOISE), None if ref is None else ref[m])
             if delta_cell != DASH:
                 delta_cell += uncertainty.paper_mark(boot, variant, cats, m, None if ref is None else ref[m])
@@ -60,7 +64,9 @@ def _ablation_rows(
     return rows
 
 
-def _metric_headers() -> list[str]:
+def _metric_headers(p: Params) -> list[str]:
+    if not p.data.paper_data:
+        return [METRIC_LABELS[m] for m in METRICS]
     return [x for m in METRICS for x in (f"{METRIC_LABELS[m]} ours", "paper", "Δ")]
 
 
@@ -70,14 +76,14 @@ def module_table(scores: Scores, p: Params, boot: Any = None) -> str:
     entries = []
     for variant, label in TABLE3_ROWS:
         gfe, ssl = _recorded_modules(scores[variant], variant, MODULE_VARIANTS.get(variant, (True, True)))
-        if variant == "full" and (gfe, ssl) != (True, True):
+        if variant == "full" and (gfe, ssl) != (True, True) and p.data.paper_data:
             label += notes.mark(
                 "params.yaml switches off GFE or the shuffle loss (model.gfe / ssl.enabled), so `full` is not the "
                 "paper's full model; it is compared with the paper's row of the same modules."
             )
         entries.append((variant, [label, CHECK if gfe else "", CHECK if ssl else ""], paper.module_ablation(gfe, ssl)))
     text = markdown_table(
-        ["Model", "GFE", "Shuffle", *_metric_headers()], _ablation_rows(scores, p, entries, notes, boot), 2
+        ["Model", "GFE", "Shuffle", *_metric_headers(p)], _ablation_rows(scores, p, entries, notes, boot), 2
     )
     note = comparability_note(p)
     return "\n".join([text, *notes.render(), *(["", note] if note else [])])
@@ -95,7 +101,7 @@ def layer_table(scores: Scores, p: Params, boot: Any = None) -> str:
         modules = _recorded_modules(scores[variant], variant, full_modules)
         label = variant if variant != "full" else f"full (L{''.join(map(str, layers))})"
         ref = paper.layer_ablation(layers)
-        if ref is not None and modules != (True, True):
+        if p.data.paper_data and ref is not None and modules != (True, True):
             ref = None
             label += notes.mark(
                 "GFE or the shuffle loss is off (model.gfe / ssl.enabled) while the paper's Table 4 uses the full "
@@ -103,7 +109,7 @@ def layer_table(scores: Scores, p: Params, boot: Any = None) -> str:
             )
         entries.append((variant, [label] + [CHECK if c in layers else "" for c in columns], ref))
     text = markdown_table(
-        ["Model", *map(str, columns), *_metric_headers()], _ablation_rows(scores, p, entries, notes, boot), len(columns)
+        ["Model", *map(str, columns), *_metric_headers(p)], _ablation_rows(scores, p, entries, notes, boot), len(columns)
     )
     note = comparability_note(p)
     return "\n".join([text, *notes.render(), *(["", note] if note else [])])

@@ -31,17 +31,27 @@ def _paper_mean(method: str, group: str, cats: Sequence[str], metric: str, notes
 
 
 def category_groups(p: Params) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(paper group, label, categories) rows of Tables 1-2: each category, then its group's average."""
-    return [
-        ("texture", "Texture average", p.data.texture_categories),
-        ("object", "Object average", p.data.object_categories),
-    ]
+    """(paper group, label, categories) rows of Tables 1-2: each category, then its group's average (the dataset's
+    groups: MVTec AD's textures and objects, VisA's three)."""
+    return [(label.lower(), f"{label} average", cats) for label, cats in p.data.groups]
+
+
+def _with_paper(p: Params, method: str) -> bool:
+    """A paper column beside ``method``: the paper has one, and these are the paper's data (MVTec AD)."""
+    return p.data.paper_data and method in paper.IN_PAPER
 
 
 def _method_cells(
-    scores: Scores, method: str, group: str, cats: Sequence[str], metrics: Sequence[str], notes: Notes, boot: Any
+    scores: Scores,
+    method: str,
+    group: str,
+    cats: Sequence[str],
+    metrics: Sequence[str],
+    notes: Notes,
+    boot: Any,
+    with_paper: bool,
 ) -> list[str]:
-    """[ours, paper, Δ] (or [ours] for a method not in the paper); several metrics share a cell as "a / b"."""
+    """[ours, paper, Δ] (or [ours] without a paper column); several metrics share a cell as "a / b"."""
     ours, papers, deltas = [], [], []
     for m in metrics:
         s = stat(scores[method], cats, m)
@@ -53,40 +63,41 @@ def _method_cells(
         papers.append(paper_cell)
         deltas.append(delta_cell)
     joined = [" / ".join(ours)]
-    if method in paper.IN_PAPER:
+    if with_paper:
         joined += [" / ".join(papers), " / ".join(deltas)]
     return joined
 
 
-def _headers(methods: Sequence[str], what: str) -> list[str]:
+def _headers(p: Params, methods: Sequence[str], what: str) -> list[str]:
     out = ["Category"]
     for m in methods:
-        if m in paper.IN_PAPER:
+        if _with_paper(p, m):
             out += [f"{METHOD_LABELS[m]} ours {what}", "paper", "Δ"]
-        else:
+        elif p.data.paper_data:
             out += [f"{METHOD_LABELS[m]} ours {what} (not in paper)"]
+        else:
+            out += [f"{METHOD_LABELS[m]} {what}"]
     return out
 
 
 def category_table(scores: Scores, p: Params, metrics: Sequence[str], boot: Any = None) -> str:
     """Table 1 (metrics = image and pixel AUROC, one "image / pixel" cell) or Table 2 (PRO) for the full model
-    and every comparison method, with texture, object and total averages."""
+    and every comparison method, with the group averages (``category_groups``) and the total average."""
     notes = Notes()
     methods = ["full", *p.compare.methods]
     rows: list[list[str]] = []
+    paper_col = {m: _with_paper(p, m) for m in methods}
+
+    def cells(group: str, cats: Sequence[str]) -> list[str]:
+        return [x for m in methods for x in _method_cells(scores, m, group, cats, metrics, notes, boot, paper_col[m])]
+
     for group, label, cats in category_groups(p):
-        for c in cats:
-            rows.append([c] + [x for m in methods for x in _method_cells(scores, m, "", [c], metrics, notes, boot)])
-        if cats:
-            rows.append(
-                [label] + [x for m in methods for x in _method_cells(scores, m, group, cats, metrics, notes, boot)]
-            )
+        rows += [[c, *cells("", [c])] for c in cats]
+        rows.append([label, *cells(group, cats)])
     total = list(p.data.categories)
-    rows.append(
-        ["Total average"] + [x for m in methods for x in _method_cells(scores, m, "total", total, metrics, notes, boot)]
-    )
+    rows.append(["Total average", *cells("total", total)])
     what = "image / pixel" if len(metrics) == 2 else METRIC_LABELS[metrics[0]]
-    return "\n".join([markdown_table(_headers(methods, what), rows), *notes.render()])
+    return "\n".join([markdown_table(_headers(p, methods, what), rows), *notes.render()])
 
 
 def best_line(scores: Scores, p: Params, metric: str, boot: Any = None) -> str:
@@ -100,7 +111,9 @@ def best_line(scores: Scores, p: Params, metric: str, boot: Any = None) -> str:
         means = {m: stat(scores[m], cats, metric).mean for m in methods}
         if any(v is not None for v in means.values()):
             winner = uncertainty.best(boot, means, cats, metric, METHOD_LABELS)
-            parts.append(f"{label.replace(' average', '').lower()}s: {winner}".replace("totals", "all"))
+            name = label.removesuffix(" average").lower()
+            name = "all" if name == "total" else name if name.endswith("s") else name + "s"
+            parts.append(f"{name}: {winner}")
     return (
         f"Best {METRIC_LABELS[metric].lower().replace('auroc', 'AUROC')} here (mean over seeds"
         + (

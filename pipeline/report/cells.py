@@ -63,7 +63,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]], n_chec
 
 
 def comparability_note(p: Params) -> str | None:
-    if set(p.data.categories) == set(paper.CATEGORIES):
+    if not p.data.paper_data or set(p.data.categories) == set(paper.CATEGORIES):
         return None
     return (
         f"The paper averages all {len(paper.CATEGORIES)} MVTec AD categories; ours average the "

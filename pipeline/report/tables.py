@@ -20,6 +20,41 @@ HEADER = (
 )
 
 
+def data_title(p: Params) -> tuple[str, str]:
+    """The title of tables.md and its first line: what the data are (the paper's MVTec AD, another dataset, the
+    user's own folder, or synthetic drawings) and whether the paper's values stand beside ours."""
+    d = p.data
+    cats = f"{len(d.categories)} {'category' if len(d.categories) == 1 else 'categories'}"
+    if d.source == "synthetic":
+        s = d.synthetic
+        return "FRAD on synthetic data (no paper column)", (
+            f"Synthetic data drawn by the pipeline's generator (frad.datasets.synthetic: seed {s.seed}; per category "
+            f"{s.n_train} train images, {s.n_test_good} good and {s.n_test_defect} defective per defect type in the "
+            f"test set; {s.size} px), {cats}: {', '.join(d.categories)}. These numbers show that the pipeline runs "
+            "end to end; they are not a result, and no published value belongs beside them."
+        )
+    where = {
+        "download": "its official archive",
+        "archive": f"a local copy of its archive ({d.archive})",
+        "folder": f"the folder {d.root}",
+    }[d.source]
+    if d.dataset == "custom":
+        return "FRAD on your own data (no paper column)", (
+            f"Your own data from the folder {d.root}, {cats}: {', '.join(d.categories)}. The paper has no "
+            "results on them: no paper column."
+        )
+    spec = d.spec
+    if d.paper_data:
+        declared = ", declared MVTec AD (data.dataset)" if d.source == "folder" else ""
+        return f"FRAD on {spec.title}: our results next to the paper's", (
+            f"{spec.title} ({spec.citation}; {spec.licence}) from {where}{declared}, {cats}."
+        )
+    return f"FRAD on {spec.title} (no paper column)", (
+        f"{spec.title} ({spec.citation}; {spec.licence}) from {where}, {cats}. The FRAD paper reports no "
+        f"{spec.title} results: there is no paper column; the comparison methods are re-run in the same harness."
+    )
+
+
 def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
     """The whole of reports/tables.md (without the Speed section); ``boot``: the test-set intervals
     (:func:`.intervals.load_bootstrap`), or None."""
@@ -27,13 +62,36 @@ def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
     seeds = p.train.seeds
     methods = ", ".join(METHOD_LABELS[m] for m in p.compare.methods)
     not_in_paper = ", ".join(METHOD_LABELS[m] for m in p.compare.methods if m not in paper.IN_PAPER)
+    title, what = data_title(p)
+    groups = "; ".join(f"{label.lower()}: {', '.join(cats)}" for label, cats in d.groups)
+    harness = (
+        f"{methods} run in this pipeline's harness (same cached features, resize, §1.5 upsampling and blur, exact "
+        "metrics)"
+        if methods
+        else "No comparison method selected (compare.methods)"
+    )
+    if d.paper_data:
+        legend = (
+            f"All values in %. *paper* = the FRAD paper's published column; Δ = ours − paper, computed from the "
+            f"values as shown; {DASH} = no paper value; {NA} = metric undefined (see the notes under the table). "
+            + harness
+            + (
+                f"; {not_in_paper} {'has' if ', ' not in not_in_paper else 'have'} no column in the paper."
+                if methods and not_in_paper
+                else "."
+            )
+            + (" " + uncertainty.LEGEND if boot else "")
+        )
+    else:
+        legend = f"All values in %; {NA} = metric undefined (see the notes under the table). {harness}."
     lines = [
         HEADER,
         "",
-        "# FRAD on MVTec AD: our results next to the paper's",
+        f"# {title}",
         "",
-        f"{len(d.categories)} categories — textures: {', '.join(d.texture_categories) or 'none'}; "
-        f"objects: {', '.join(d.object_categories) or 'none'}. Main model: layers L = {{{', '.join(map(str, p.features.layers))}}}. "
+        what,
+        "",
+        f"Groups — {groups}. Main model: layers L = {{{', '.join(map(str, p.features.layers))}}}. "
         f"Seeds: {', '.join(map(str, seeds))}"
         + (
             " (values are mean ± sample standard deviation over seeds)."
@@ -41,20 +99,7 @@ def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
             else " (one seed: no spread)."
         ),
         "",
-        f"All values in %. *paper* = the FRAD paper's published column; Δ = ours − paper, computed from the values as "
-        f"shown; {DASH} = no paper value; {NA} = metric undefined (see the notes under the table). "
-        + (
-            f"{methods} run in this pipeline's harness (same cached features, resize, §1.5 upsampling and blur, exact "
-            f"metrics)"
-            + (
-                f"; {not_in_paper} {'has' if ', ' not in not_in_paper else 'have'} no column in the paper."
-                if not_in_paper
-                else "."
-            )
-            if methods
-            else "No comparison method selected (compare.methods)."
-        )
-        + (" " + uncertainty.LEGEND if boot else ""),
+        legend,
         "",
         "## Table 1 — image / pixel AUROC per category",
         "",
