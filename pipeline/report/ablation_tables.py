@@ -109,7 +109,9 @@ def layer_table(scores: Scores, p: Params, boot: Any = None) -> str:
             )
         entries.append((variant, [label] + [CHECK if c in layers else "" for c in columns], ref))
     text = markdown_table(
-        ["Model", *map(str, columns), *_metric_headers(p)], _ablation_rows(scores, p, entries, notes, boot), len(columns)
+        ["Model", *map(str, columns), *_metric_headers(p)],
+        _ablation_rows(scores, p, entries, notes, boot),
+        len(columns),
     )
     note = comparability_note(p)
     return "\n".join([text, *notes.render(), *(["", note] if note else [])])
