@@ -70,7 +70,7 @@ def job_method(settings: Settings, method: str) -> dict[str, Any]:
     run(max(2, min(bs, n)), min(settings.infer_batch_size, n_test), method_config(settings, method, 1))  # warm-up
     with PeakMemory(dev, start) as mem:
         t = timed(lambda: run(n_fit, n_test, config), 1, dev)
-    info = {k: v for k, v in t.out.info.items() if k != "history"}
+    info = {k: v for k, v in {**t.out.info, **t.out.timings}.items() if k != "history"}
     fit_s = info["fit_s"] if "fit_s" in info else info["bank_s"] + info["coreset_s"]
     out = {
         "method": method,

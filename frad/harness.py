@@ -22,7 +22,8 @@ from .errors import DataError
 class MethodResult:
     maps: torch.Tensor  # (N, S, S) float32 CPU, after upsampling + σ blur
     image_scores: np.ndarray  # (N,)
-    info: dict = field(default_factory=dict)  # timings, memory-bank size, loss history, ...
+    info: dict = field(default_factory=dict)  # memory-bank size, loss history, ...: facts of the result
+    timings: dict = field(default_factory=dict)  # phase -> seconds: the clock, kept out of the result files
 
 
 def as_device(device: torch.device | str) -> torch.device:

@@ -8,7 +8,6 @@ nothing, so the study costs nothing unless asked for."""
 from __future__ import annotations
 
 import logging
-import time
 
 from frad.io import write_json
 
@@ -30,6 +29,7 @@ def run(params: Params, category: str, name: str, seed: int) -> dict:
     from frad.cache import FeatureCache
     from frad.evaluation import metrics
     from frad.evaluation.postprocess import image_scores
+    from frad.evaluation.scoreset import score_set
     from frad.score import anomaly_maps
     from frad.train import train_model
 
@@ -47,15 +47,13 @@ def run(params: Params, category: str, name: str, seed: int) -> dict:
         epochs.append({**record, "image_auroc": metrics.try_metric(metrics.image_auroc, scores, labels)[0]})
         last.update(maps=maps, scores=scores)
 
-    t0 = time.perf_counter()
     train_model(train_maps, channels, model_config, train_config, progress=False, on_epoch=on_epoch)
     result = {
         **head,
         "choice": dict([params.choices.changes[name]]) if params.choices.changes[name] else {},
         "layers": list(v.layers),
-        **metrics.measure(last["maps"], last["scores"], labels, masks, sc.pro_limit),
+        **score_set(last["maps"], masks, last["scores"], labels).metrics(sc.pro_limit),
         "epochs": epochs,
-        "seconds": round(time.perf_counter() - t0, 1),
     }
     log.info(
         "choice %s/%s seed %d: image AUROC %s, pixel AUROC %s, PRO %s",

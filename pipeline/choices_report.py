@@ -118,8 +118,8 @@ def verdicts(study: dict[str, dict[str, list[Score]]], p: Params, change: str) -
     return "beyond seed noise: " + ", ".join(found) if found else "within seed noise everywhere"
 
 
-def render(study: dict, compared: dict, p: Params, seconds: float | None = None) -> str:
-    """The Markdown of reports/choices.md; ``seconds``: the study's summed item times (see :func:`study_seconds`)."""
+def render(study: dict, compared: dict, p: Params) -> str:
+    """The Markdown of reports/choices.md."""
     ref = _reference(p)
     seeds = len(p.train.seeds)
     lines = [
@@ -154,25 +154,7 @@ def render(study: dict, compared: dict, p: Params, seconds: float | None = None)
             lines.append(
                 f"- `{change[0]}` = {json.dumps(change[1])} ({v}): {verdicts(study, p, v)}. Decision: {decision}."
             )
-    n = len(p.choices.categories) * len(p.choices.changes) * seeds
-    if seconds is not None:
-        lines += [
-            "",
-            f"Study time: {n} items, {seconds / 60:.1f} min ({seconds:.0f} s) of training and per-epoch scoring "
-            "(sum over items, as each item measured it).",
-        ]
     return "\n".join(lines) + "\n"
-
-
-def study_seconds(p: Params) -> float:
-    """Training and per-epoch scoring time of every study item, summed (as each item recorded it)."""
-    total = 0.0
-    for c in p.choices.categories:
-        for v in p.choices.changes:
-            for s in p.train.seeds:
-                value = json.loads(choice_path(c, v, s).read_text()).get("seconds", 0.0)
-                total += float(value) if isinstance(value, (int, float)) else 0.0
-    return total
 
 
 def curve_rows(p: Params, category: str, name: str) -> list[dict]:
@@ -211,7 +193,7 @@ def run(argv: Sequence[str]) -> None:
         log.info("choices report: the study is off (choices.enabled: false)")
         return
     study, compared = load_study(p), load_compared(p)
-    text = render(study, compared, p, study_seconds(p))
+    text = render(study, compared, p)
     write_training(p, TRAINING, enabled=True)
     write_text(OUT, text)
     log.info("choices report: %d categories, %d changes -> %s", len(study), len(p.choices.changes), OUT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -34,7 +35,7 @@ def score_path(category: str, method: str, seed: int) -> Path:
 
 
 def maps_path(category: str, method: str, seed: int) -> Path:
-    """A few anomaly maps kept for the report's figures."""
+    """Every test image's anomaly map (float32), its mask, label and image score: what the gallery draws."""
     return SCORES / category / method / f"seed{seed}_maps.npz"
 
 
@@ -70,24 +71,52 @@ def _process_age() -> float | None:
         return None
 
 
+PHASES: dict[str, float] = {}
+"""Seconds of the phases of the running stage (a comparison method's fit, coreset, scoring): logged and kept in its
+timing record, never in an output."""
+TIMINGS = Path(".dvc/tmp/timings")  # one record per stage run, outside every DVC output (git-ignored with .dvc/tmp)
+
+
+def _record_timing(name: str, started: float, startup: float | None, work: float) -> None:
+    """``<TIMINGS>/<stage and its arguments>.json``: wall-clock start and end (epoch seconds), start-up, work and
+    phases; ``FRAD_TIMINGS`` names another folder. Nothing is written outside a DVC workspace."""
+    folder = Path(os.environ["FRAD_TIMINGS"]) if os.environ.get("FRAD_TIMINGS") else TIMINGS
+    if not folder.parent.is_dir():
+        return
+    record = {
+        "stage": name,
+        "command_start": started - (startup or 0.0),
+        "command_end": time.time(),
+        "startup_s": startup,
+        "work_s": work,
+        "phases": PHASES,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / (name.replace(" ", "-") + ".json")).write_text(json.dumps(record, indent=1) + "\n")
+
+
 def stage_main(fn: Callable[[list[str]], None]) -> Callable[[], None]:
     """Run a stage: a FradError becomes one line on stderr and exit status 2 (no traceback).
     The stage runs with :func:`frad.runtime.tune_malloc` (faster CPU work, same results; FRAD_MALLOC_TUNE=0
-    turns it off). A finished stage logs its wall time (work, and start-up = interpreter + imports)."""
+    turns it off). A finished stage logs its wall time (work, and start-up = interpreter + imports) and writes its
+    timing record (:func:`_record_timing`): the clock stays out of the outputs, so they are a function of the inputs."""
 
     @functools.wraps(fn)
     def wrapper() -> None:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         warnings.simplefilter("default")
-        startup, t0 = _process_age(), time.perf_counter()
+        startup, t0, started = _process_age(), time.perf_counter(), time.time()
         tune_malloc()
         try:
             fn(sys.argv[1:])
             spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # run as python -m pipeline.<stage>
             module = (spec.name if spec else fn.__module__).removesuffix(".__main__")  # a package stage's __main__
             name = " ".join([module.rsplit(".", 1)[-1], *sys.argv[1:]])
+            work = time.perf_counter() - t0
             extra = f" (+{startup:.1f} s start-up)" if startup is not None else ""
-            logging.getLogger("frad.stage").info("%s: done in %.1f s%s", name, time.perf_counter() - t0, extra)
+            phases = "".join(f", {k} {v:.1f} s" for k, v in PHASES.items())
+            logging.getLogger("frad.stage").info("%s: done in %.1f s%s%s", name, work, extra, phases)
+            _record_timing(name, started, startup, work)
         except FradError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)

@@ -14,7 +14,7 @@ from frad.device import resolve_device
 from frad.errors import ConfigError
 from frad.methods import METHODS
 
-from .common import FEATURES, seed_arg, stage_main, usage
+from .common import FEATURES, PHASES, seed_arg, stage_main, usage
 from .evaluate import evaluate
 from .params import Params, load_params
 
@@ -38,6 +38,7 @@ def run(params: Params, method: str, category: str, seed: int) -> dict:
         device=resolve_device(params.train.device),
     )
     info = {"config": _jsonable(dataclasses.asdict(config)), **_jsonable(result.info)}
+    PHASES.update(result.timings)  # the stage's log and timing record, not the score file
     return evaluate(params, category, method, seed, result.maps.numpy(), result.image_scores, cache, info)
 
 

@@ -155,7 +155,6 @@ class ScoreParams:
     sigma: float
     pro_limit: float
     batch_size: int
-    n_figures: int
     top_k: int
 
 

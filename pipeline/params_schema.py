@@ -310,7 +310,6 @@ SCHEMA: dict[str, Any] = {
         "sigma": _float(0.0),
         "pro_limit": _float(0.0, 1.0, lo_open=True),
         "batch_size": _int(1),
-        "n_figures": _int(0),
         "top_k": _int(1),
     },
     "ablation": {"layers": _layer_variants},

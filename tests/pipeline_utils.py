@@ -32,7 +32,6 @@ TINY = {
     "train.epochs": 1,
     "train.batch_size": 4,
     "train.device": "cpu",
-    "score.n_figures": 1,
     "ablation.layers": ["L3"],
     "compare.padim": {"d": 16, "eps": 0.01},
     "compare.patchcore": {"coreset": 0.5, "dims": 32, "projection": 8, "neighbourhood": 3, "reweight": False, "k": 3},

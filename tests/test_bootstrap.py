@@ -32,6 +32,10 @@ def reference(maps, masks, scores, labels, idx, limit):
         "image_auroc": metrics.image_auroc(scores[idx], labels[idx]),
         "pixel_auroc": metrics.pixel_auroc(maps[idx], masks[idx]),
         "pro": metrics.au_pro(maps[idx], masks[idx], fpr_limit=limit),
+        "image_ap": metrics.image_ap(scores[idx], labels[idx]),
+        "image_f1max": metrics.image_f1max(scores[idx], labels[idx])[0],
+        "pixel_ap": metrics.pixel_ap(maps[idx], masks[idx]),
+        "pixel_f1max": metrics.pixel_f1max(maps[idx], masks[idx])[0],
     }
 
 
@@ -49,6 +53,9 @@ def test_resampled_metrics_equal_frad_metrics_on_the_resampled_images(levels):
         assert reps["pixel_auroc"][b] == ref["pixel_auroc"]
         assert reps["pro"][b] == pytest.approx(ref["pro"], abs=1e-12)
         assert reps["pro_error"][b] <= 1e-12 or levels is None
+        for m in ("image_ap", "image_f1max", "pixel_ap", "pixel_f1max"):  # every defect score in the grid: exact
+            assert reps[m][b] == pytest.approx(ref[m], abs=1e-12), m
+        assert reps["pixel_ap_error"][b] == reps["pixel_f1max_error"][b] == 0.0
 
 
 def test_au_pro_on_a_coarse_grid_stays_within_its_bound():
@@ -65,6 +72,27 @@ def test_au_pro_on_a_coarse_grid_stays_within_its_bound():
             errors.append(abs(reps["pro"][b] - exact))
             assert errors[-1] <= reps["pro_error"][b] + 1e-12
         assert max(errors) > 1e-6  # the coarse grid does approximate: the bound is tested, not vacuous
+
+
+def test_pixel_ap_and_f1max_on_a_coarse_grid_stay_within_their_bounds():
+    rng = np.random.default_rng(11)
+    maps, masks, scores, labels = random_set(rng, 10, 12, None)
+    summary = bootstrap.summarise(maps, masks, scores, labels, 0.3, grid=8)
+    assert not summary.defect_complete
+    weights = np.vstack([np.ones(10), bootstrap.resample_weights(labels, 30, seed=2)])
+    reps = bootstrap.replicates(summary, weights)
+    errors = {"pixel_ap": [], "pixel_f1max": []}
+    for b, w in enumerate(weights):
+        idx = np.repeat(np.arange(10), w.astype(int))
+        exact = {
+            "pixel_ap": metrics.pixel_ap(maps[idx], masks[idx]),
+            "pixel_f1max": metrics.pixel_f1max(maps[idx], masks[idx])[0],
+        }
+        for m, value in exact.items():
+            errors[m].append(abs(reps[m][b] - value))
+            assert errors[m][-1] <= reps[f"{m}_error"][b] + 1e-12, (m, b)
+        assert reps["pixel_f1max"][b] <= exact["pixel_f1max"] + 1e-12  # the grid's best F1 is one of the real ones
+    assert max(errors["pixel_ap"]) > 1e-6 and max(errors["pixel_f1max"]) > 1e-6  # not vacuous
 
 
 def test_perfectly_separated_set_has_interval_one_one():

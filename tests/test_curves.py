@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 from test_metrics import brute_force_au_pro, random_case
 
 from frad.evaluation import metrics
@@ -27,8 +27,12 @@ def _case(seed: int, n: int = 6, h: int = 12, w: int = 10, levels: int | None = 
 
 
 def _check_shape(curves: dict, limit: float, max_points: int) -> None:
-    for name, y_key in CURVES.items():
+    for name, (x_key, y_key) in CURVES.items():
         pts = curves[name]
+        if x_key == "recall":  # precision-recall: recall rises to 1, precision is not monotone
+            r = np.array([p["recall"] for p in pts])
+            assert 1 <= len(pts) <= max_points and np.all(np.diff(r) >= 0) and r[-1] == 1.0, name
+            continue
         assert 2 <= len(pts) <= max_points
         x = np.array([p["fpr"] for p in pts])
         y = np.array([p[y_key] for p in pts])
@@ -46,6 +50,15 @@ def _on_sklearn_roc(points: list[dict], y_true: np.ndarray, scores: np.ndarray) 
         assert np.min(np.abs(ref - [p["fpr"], p["tpr"]]).max(axis=1)) < 1e-9, p
 
 
+def _on_sklearn_pr(points: list[dict], y_true: np.ndarray, scores: np.ndarray) -> None:
+    precision, recall, _ = precision_recall_curve(y_true, scores)
+    ref = np.stack([recall, precision], axis=1)
+    for p in points:
+        assert np.min(np.abs(ref - [p["recall"], p["precision"]]).max(axis=1)) < 1e-9, p
+    last = points[-1]  # the lowest threshold: every positive, precision = their share
+    assert (last["recall"], last["precision"]) == pytest.approx((1.0, np.mean(y_true)), abs=1e-9)
+
+
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("levels", [None, 4, 30], ids=["continuous", "ties4", "ties30"])
 def test_small_curves_match_exact_metrics_and_sklearn(seed, levels):
@@ -58,6 +71,8 @@ def test_small_curves_match_exact_metrics_and_sklearn(seed, levels):
     assert _area(curves["pro"], "pro") / limit == pytest.approx(brute_force_au_pro(maps, masks, limit), abs=1e-9)
     _on_sklearn_roc(curves["image_roc"], labels, scores)
     _on_sklearn_roc(curves["pixel_roc"], masks.ravel(), maps.ravel())
+    _on_sklearn_pr(curves["image_pr"], labels, scores)
+    _on_sklearn_pr(curves["pixel_pr"], masks.ravel(), maps.ravel())
 
 
 @pytest.mark.parametrize("levels", [None, 200], ids=["continuous", "ties"])
@@ -73,6 +88,7 @@ def test_large_case_is_thinned_and_keeps_the_exact_areas(levels):
     assert _area(curves["pixel_roc"], "tpr") == pytest.approx(metrics.pixel_auroc(maps, masks), abs=1e-3)
     assert _area(curves["pro"], "pro") / 0.3 == pytest.approx(metrics.au_pro(maps, masks, 0.3), abs=1e-3)
     _on_sklearn_roc(curves["pixel_roc"], masks.ravel(), maps.ravel())
+    _on_sklearn_pr(curves["pixel_pr"], masks.ravel(), maps.ravel())
 
 
 def test_parallel_sorted_parts_give_the_same_curves(monkeypatch):
@@ -86,17 +102,18 @@ def test_parallel_sorted_parts_give_the_same_curves(monkeypatch):
 def test_undefined_curves_are_empty():
     maps, masks, scores, labels = _case(0)
     no_defect = compute_curves(maps, np.zeros_like(masks), scores, np.zeros_like(labels), 0.3)
-    assert no_defect == {"image_roc": [], "pixel_roc": [], "pro": []}
+    assert no_defect == dict.fromkeys(CURVES, [])
     all_bad = compute_curves(maps, masks, scores, np.ones_like(labels), 0.3)
-    assert all_bad["image_roc"] == [] and all_bad["pixel_roc"] and all_bad["pro"]
+    assert all_bad["image_roc"] == all_bad["image_pr"] == [] and all_bad["pixel_roc"] and all_bad["pro"]
     all_defect = compute_curves(maps, np.ones_like(masks), scores, labels, 0.3)
-    assert all_defect["pixel_roc"] == [] and all_defect["pro"] == [] and all_defect["image_roc"]
+    assert all_defect["pixel_roc"] == all_defect["pixel_pr"] == all_defect["pro"] == [] and all_defect["image_roc"]
 
     no_masks = compute_curves(maps, None, scores, labels, 0.3)  # a category without ground truth
+    with_masks = compute_curves(maps, masks, scores, labels, 0.3)
     assert no_masks == {
-        "image_roc": compute_curves(maps, masks, scores, labels, 0.3)["image_roc"],
-        "pixel_roc": [],
-        "pro": [],
+        **dict.fromkeys(CURVES, []),
+        "image_roc": with_masks["image_roc"],
+        "image_pr": with_masks["image_pr"],
     }
 
 
@@ -107,7 +124,8 @@ def test_measure_without_masks_gives_image_auroc_and_names_why_pixel_metrics_are
     with_masks, without = metrics.measure(maps, scores, labels, masks), metrics.measure(maps, scores, labels, None)
     assert without["image_auroc"] == with_masks["image_auroc"] == metrics.image_auroc(scores, labels)
     assert without["pixel_auroc"] is None and without["pro"] is None
-    assert without["undefined"] == {"pixel_auroc": metrics.NO_MASKS, "pro": metrics.NO_MASKS}
+    pixel = ("pixel_auroc", "pro", "pixel_ap", "pixel_f1max")
+    assert without["undefined"] == dict.fromkeys(pixel, metrics.NO_MASKS)
     assert "ground_truth" in metrics.NO_MASKS
 
 

@@ -1,4 +1,4 @@
-"""Tests for pipeline.report (tables, seeds, comparison methods, metrics, figures, plots, errors) and pipeline.paper
+"""Tests for pipeline.report (tables, seeds, comparison methods, metrics, plots, errors) and pipeline.paper
 (transcription). Score files are small and hand-made; expected cells are recomputed here with statistics/math."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pipeline_utils import DELETE, changed
 
 from frad.errors import ConfigError, DataError
 from frad.evaluation.curves import CURVES, compute_curves
+from frad.evaluation.scoreset import METRICS as ALL_METRICS
 from pipeline import paper, report
 from pipeline.params import LAYER_VARIANT, MODULE_VARIANTS, Params, layers_of, validate_params
 
@@ -92,8 +93,16 @@ def write_score(root: Path, category: str, method: str, values, seed: int = 0, e
         gfe, ssl = MODULE_VARIANTS.get(method, (True, True))
         layers = list(layers_of(method)) if LAYER_VARIANT.match(method) else [2, 3]
         doc.update(layers=layers, gfe=gfe, ssl=ssl)
-    doc.update(dict(zip(METRICS, values)))
-    doc["undefined"] = {m: ANOMALOUS_ONLY for m, v in zip(METRICS, values) if v is None}
+    if isinstance(values, dict):  # every metric, as measured
+        named = {m: values[m] for m in ALL_METRICS}
+    else:  # the paper's three; the other four follow from them (AP and F1-max below AUROC, as usual)
+        named = dict(zip(METRICS, values))
+        derived = {"image_ap": ("image_auroc", 0.01), "image_f1max": ("image_auroc", 0.03)}
+        derived |= {"pixel_ap": ("pixel_auroc", 0.3), "pixel_f1max": ("pixel_auroc", 0.35)}
+        for m, (source, drop) in derived.items():
+            named[m] = None if named[source] is None else round(max(0.0, named[source] - drop), 10)
+    doc.update(named)
+    doc["undefined"] = {m: ANOMALOUS_ONLY for m, v in named.items() if v is None}
     doc.update(n_test=10, n_defect=10, names=[], labels=[], image_scores=[])
     doc.update(extra or {})
     path = root / category / method / f"seed{seed}.json"
@@ -108,21 +117,6 @@ def write_all_scores(root: Path, p: Params) -> Path:
             for s in p.train.seeds:
                 write_score(root, c, m, values_of(m, c), s)
     return root
-
-
-def write_maps(scores: Path, category: str, seed: int = 0, k: int = 2, size: int = 16) -> None:
-    rng = np.random.default_rng(seed)
-    masks = np.zeros((k, size, size), bool)
-    masks[:, 4:9, 5:11] = True
-    path = scores / category / "full" / f"seed{seed}_maps.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        path,
-        names=np.array([f"defect/{i:03d}" for i in range(k)]),
-        images=rng.integers(0, 256, (k, size, size, 3), dtype=np.uint8),
-        maps=(rng.random((k, size, size)) + masks).astype(np.float16),
-        masks=masks,
-    )
 
 
 def make_curves(seed: int) -> dict:
@@ -190,7 +184,6 @@ def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("built")
     p = make_params(**STANDARD)
     root = write_all_scores(tmp / "scores", p)
-    write_maps(root, "carpet")
     curves = write_all_curves(tmp / "curves", p)
     metrics = report.build_report(root, p, tmp / "reports", curves_dir=tmp / "curves")
     return metrics, tmp / "reports", (tmp / "reports" / "tables.md").read_text(), curves
@@ -198,7 +191,7 @@ def built(tmp_path_factory):
 
 @pytest.fixture
 def scores(tmp_path: Path) -> Path:
-    """Score files of the standard params (no maps: figures are slow to draw)."""
+    """Score files of the standard params."""
     return write_all_scores(tmp_path / "scores", make_params(**STANDARD))
 
 
@@ -455,8 +448,6 @@ def seeded(tmp_path_factory):
         for m in p.methods:
             for s in SEEDS:
                 write_score(tmp / "scores", c, m, [seed_value(m, c, s, i) for i in range(3)], s)
-    write_maps(tmp / "scores", "carpet", seed=1)  # the first seed: drawn
-    write_maps(tmp / "scores", "cable", seed=0)  # another seed only: no figure
     curves = write_all_curves(tmp / "curves", p)
     metrics = report.build_report(tmp / "scores", p, tmp / "reports", curves_dir=tmp / "curves")
     return p, metrics, tmp / "reports", (tmp / "reports" / "tables.md").read_text(), curves
@@ -518,7 +509,7 @@ def test_seeds_within_noise_marking(seeded):
 def test_seeds_metrics_json(seeded):
     p, metrics, out, _, _ = seeded
     assert json.loads((out / "metrics.json").read_text()) == metrics
-    assert set(metrics) == {*METRICS, "categories", "seeds", "std", "methods"}
+    assert set(metrics) == {*ALL_METRICS, "categories", "seeds", "std", "methods"}
     assert metrics["seeds"] == 3 and metrics["categories"] == 2
     cats = ("carpet", "cable")
     for i, m in enumerate(METRICS):
@@ -530,13 +521,12 @@ def test_seeds_metrics_json(seeded):
     assert set(metrics["methods"]) == set(p.compare.methods)
 
 
-def test_seeds_figures_and_plots_use_the_first_seed(seeded):
+def test_seeds_plots_use_the_first_seed(seeded):
     p, _, out, _, curves = seeded
-    assert sorted(f.name for f in (out / "figures").iterdir()) == ["carpet.png"]  # seed 1's maps; widget has seed 0's
-    for name, y in CURVES.items():
+    for name, (x, y) in CURVES.items():
         got = json.loads((out / "plots" / name / "carpet.json").read_text())
         first_seed = [(m, pt) for m in p.methods for pt in curves["carpet", m, 1][name]]
-        assert got == [{"method": m, "fpr": pt["fpr"], y: pt[y]} for m, pt in first_seed]
+        assert got == [{"method": m, x: pt[x], y: pt[y]} for m, pt in first_seed]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -546,7 +536,7 @@ def test_metrics_json(built):
     metrics, out, _, _ = built
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == metrics
-    assert set(on_disk) == {*METRICS, "categories", "seeds", "methods"}  # no std with one seed
+    assert set(on_disk) == {*ALL_METRICS, "categories", "seeds", "methods"}  # no std with one seed
     assert on_disk["categories"] == 5 and on_disk["seeds"] == 1
     for i, m in enumerate(METRICS):
         assert on_disk[m] == pytest.approx(defined_mean(FULL[c][i] for c in CATS), abs=1e-12)
@@ -563,7 +553,11 @@ def test_metric_undefined_everywhere_is_null(tmp_path: Path):
     metrics = report.build_report(root, p, tmp_path / "out")
     assert metrics == {
         "image_auroc": None,
+        "image_ap": None,
+        "image_f1max": None,
         "pixel_auroc": pytest.approx(0.9),
+        "pixel_ap": pytest.approx(0.6),
+        "pixel_f1max": pytest.approx(0.55),
         "pro": pytest.approx(0.8),
         "categories": 1,
         "seeds": 1,
@@ -577,40 +571,27 @@ def test_metric_undefined_everywhere_is_null(tmp_path: Path):
     assert "No comparison method selected" in text and "PaDiM" not in section(text, 1)
 
 
-def test_figures(built):
-    _, out, _, _ = built
-    png = out / "figures" / "carpet.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from matplotlib.image import imread
-
-    image = imread(png)
-    assert image.shape[0] > image.shape[1] // 2  # 2 rows of 3 panels
-    assert sorted(f.name for f in (out / "figures").iterdir()) == ["carpet.png"]  # no maps, no figure
-
-
 def test_plots_one_file_per_curve_and_category(built):
     _, out, _, curves = built
     p = make_params(**STANDARD)
     assert sorted(d.name for d in (out / "plots").iterdir()) == sorted(CURVES)
-    for name, y in CURVES.items():
+    for name, (x, y) in CURVES.items():
         assert sorted(f.name for f in (out / "plots" / name).iterdir()) == sorted(f"{c}.json" for c in CATS)
         for c in CATS:
             got = json.loads((out / "plots" / name / f"{c}.json").read_text())
             assert [r["method"] for r in got] == [m for m in p.methods for _ in curves[c, m, 0][name]]
-            assert got == [{"method": m, "fpr": pt["fpr"], y: pt[y]} for m in p.methods for pt in curves[c, m, 0][name]]
-            assert got and all(0.0 <= r["fpr"] <= 1.0 for r in got)
+            assert got == [{"method": m, x: pt[x], y: pt[y]} for m in p.methods for pt in curves[c, m, 0][name]]
+            assert got and all(0.0 <= r[x] <= 1.0 for r in got)
 
 
-def test_stale_figures_and_plots_are_removed(scores: Path, tmp_path: Path):
+def test_stale_plots_are_removed(scores: Path, tmp_path: Path):
     out = tmp_path / "reports"
-    for stale in ("figures/old_category.png", "plots/image_roc/old_category.json", "plots/old_curve/x.json"):
+    for stale in ("plots/image_roc/old_category.json", "plots/old_curve/x.json"):
         (out / stale).parent.mkdir(parents=True, exist_ok=True)
         (out / stale).write_bytes(b"x")
-    write_maps(scores, "bottle")
     p = make_params(**STANDARD)
     write_all_curves(tmp_path / "curves", p)
     report.build_report(scores, p, out, curves_dir=tmp_path / "curves")
-    assert sorted(f.name for f in (out / "figures").iterdir()) == ["bottle.png"]
     assert sorted(d.name for d in (out / "plots").iterdir()) == sorted(CURVES)
     assert "old_category.json" not in {f.name for f in (out / "plots" / "image_roc").iterdir()}
 
@@ -680,7 +661,6 @@ def test_bad_curves_file_is_named_and_nothing_written(scores: Path, tmp_path: Pa
     p = make_params(**STANDARD)
     curves = tmp_path / "curves"
     write_all_curves(curves, p)
-    write_maps(scores, "carpet")
     for content, match in (("[]", "not a curves file"), ("{oops", "not a readable curves file")):
         (curves / "grid" / "rd" / "seed0.json").write_text(content)
         with pytest.raises(DataError, match=match) as err:
@@ -689,19 +669,19 @@ def test_bad_curves_file_is_named_and_nothing_written(scores: Path, tmp_path: Pa
         assert not (tmp_path / "out").exists()
 
 
-def test_bad_maps_file_leaves_the_previous_report(scores: Path, tmp_path: Path):
+def test_bad_curves_file_leaves_the_previous_report(scores: Path, tmp_path: Path):
     p = make_params(**STANDARD)
     write_all_curves(tmp_path / "curves", p)
     out = tmp_path / "out"
-    previous = {"tables.md": b"old", "metrics.json": b"{}", "figures/carpet.png": b"x", "plots/pro/carpet.json": b"[]"}
+    previous = {"tables.md": b"old", "metrics.json": b"{}", "plots/pro/carpet.json": b"[]"}
     for name, content in previous.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(content)
-    (scores / "grid" / "full" / "seed0_maps.npz").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="seed0_maps.npz is not a readable maps file"):
+    (tmp_path / "curves" / "grid" / "full" / "seed0.json").write_text("{oops")
+    with pytest.raises(DataError, match="seed0.json is not a readable curves file"):
         report.build_report(scores, p, out, curves_dir=tmp_path / "curves")
     assert {str(f.relative_to(out)): f.read_bytes() for f in out.rglob("*") if f.is_file()} == previous
-    assert sorted(f.name for f in out.iterdir()) == ["figures", "metrics.json", "plots", "tables.md"]  # no temporaries
+    assert sorted(f.name for f in out.iterdir()) == ["metrics.json", "plots", "tables.md"]  # no temporaries
 
 
 @pytest.mark.parametrize(

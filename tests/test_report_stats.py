@@ -46,7 +46,7 @@ def scored_set(category: str, method: str, seed: int):
 def write_item(root: Path, category: str, method: str, seed: int, limit: float = 0.3) -> None:
     maps, masks, scores, labels = scored_set(category, method, seed)
     m = metrics.measure(maps, scores, labels, masks, limit)
-    path = tr.write_score(root, category, method, tuple(m[k] for k in tr.METRICS), seed)
+    path = tr.write_score(root, category, method, m, seed)
     bootstrap.summarise(maps, masks, scores, labels, limit).save(path.with_name(f"seed{seed}_boot.npz"))
 
 

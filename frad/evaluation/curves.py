@@ -3,6 +3,8 @@
 * ``image_roc`` — (FPR, TPR) of the image scores, every threshold ``score >= t``, from (0, 0) to (1, 1);
   its trapezoid area is ``metrics.image_auroc`` (ties give the diagonal step, as in the AUROC).
 * ``pixel_roc`` — the same over every pixel of every map (``metrics.pixel_auroc``).
+* ``image_pr`` / ``pixel_pr`` — (recall, precision) at every threshold ``score >= t``, from the highest score
+  to the lowest (recall 1, precision = the share of positives); AP (``metrics.image_ap``) is the step sum under it.
 * ``pro`` — (FPR, PRO) up to the FPR limit, as in the MVTec AD evaluation (``metrics.au_pro``): starts at
   (0, 0), mean covered fraction of the 8-connected defect regions, last point linearly interpolated exactly
   at ``fpr == fpr_limit``; its trapezoid area divided by the limit is ``metrics.au_pro``.
@@ -23,10 +25,18 @@ from typing import Any, Mapping
 import numpy as np
 
 from frad.evaluation import metrics
+from frad.evaluation.scoreset import ScoreSet, score_set
 
-__all__ = ["compute_curves", "plot_rows", "CURVES"]
+__all__ = ["curves", "compute_curves", "plot_rows", "CURVES"]
 
-CURVES = {"image_roc": "tpr", "pixel_roc": "tpr", "pro": "pro"}  # curve name -> its y key (x is always "fpr")
+CURVES = {
+    "image_roc": ("fpr", "tpr"),
+    "pixel_roc": ("fpr", "tpr"),
+    "pro": ("fpr", "pro"),
+    "image_pr": ("recall", "precision"),
+    "pixel_pr": ("recall", "precision"),
+}
+"""Curve name -> its (x, y) keys."""
 _CANDIDATES_PER_POINT = 4  # quantile thresholds per retained point and class: thinning error << 1 / max_points
 _DECIMALS = 9  # JSON size: far below any visible or area difference, keeps 0, 1 and the limit exact
 
@@ -56,8 +66,9 @@ def _thin(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np
     return x[idx], y[idx]
 
 
-def _points(x: np.ndarray, y: np.ndarray, y_key: str) -> list[dict]:
-    return [{"fpr": round(float(a), _DECIMALS), y_key: round(float(b), _DECIMALS)} for a, b in zip(x, y)]
+def _points(x: np.ndarray, y: np.ndarray, name: str) -> list[dict]:
+    x_key, y_key = CURVES[name]
+    return [{x_key: round(float(a), _DECIMALS), y_key: round(float(b), _DECIMALS)} for a, b in zip(x, y)]
 
 
 def _sorted_classes(flat: np.ndarray, positive: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -69,34 +80,54 @@ def _sorted_classes(flat: np.ndarray, positive: np.ndarray) -> tuple[list[np.nda
     return neg_parts, pos
 
 
+def _candidates(neg_parts: list[np.ndarray], pos: np.ndarray, max_points: int) -> np.ndarray:
+    """Descending thresholds: quantiles of each class's scores, several per point kept."""
+    k = _CANDIDATES_PER_POINT * max_points
+    return np.unique(np.concatenate([_quantiles(p, k) for p in (*neg_parts, pos)]))[::-1]
+
+
+def _pr(neg_parts: list[np.ndarray], pos: np.ndarray, max_points: int) -> list[dict]:
+    """Thinned precision-recall curve from ascending negative parts and ascending positive scores, highest
+    threshold first; [] when a class is absent."""
+    if pos.size == 0 or sum(p.size for p in neg_parts) == 0:
+        return []
+    thresholds = _candidates(neg_parts, pos, max_points)
+    tp = _count_at_least([pos], thresholds)
+    fp = _count_at_least(neg_parts, thresholds)
+    keep = tp > 0  # thresholds above every positive have no precision
+    x, y = _thin(tp[keep] / pos.size, tp[keep] / (tp[keep] + fp[keep]), max_points)
+    return _points(x, y, "pixel_pr")
+
+
 def _roc(neg_parts: list[np.ndarray], pos: np.ndarray, max_points: int) -> list[dict]:
     """Thinned ROC from ascending negative parts and ascending positive scores; [] when a class is absent."""
     n_neg = sum(p.size for p in neg_parts)
     if pos.size == 0 or n_neg == 0:
         return []
-    k = _CANDIDATES_PER_POINT * max_points
-    thresholds = np.unique(np.concatenate([_quantiles(p, k) for p in (*neg_parts, pos)]))[::-1]  # descending
+    thresholds = _candidates(neg_parts, pos, max_points)
     fpr = _count_at_least(neg_parts, thresholds) / n_neg
     tpr = _count_at_least([pos], thresholds) / pos.size
     # (0, 0) = a threshold above every score; the lowest threshold is the minimum score, i.e. (1, 1).
     x, y = _thin(np.append(0.0, fpr), np.append(0.0, tpr), max_points)
-    return _points(x, y, "tpr")
+    return _points(x, y, "pixel_roc")
 
 
 def _pro(
-    defect: np.ndarray, neg_parts: list[np.ndarray], defect_scores: np.ndarray, fpr_limit: float, max_points: int
+    neg_parts: list[np.ndarray],
+    defect_scores: np.ndarray,
+    order: np.ndarray,
+    region: np.ndarray,
+    n_regions: int,
+    fpr_limit: float,
+    max_points: int,
 ) -> list[dict]:
-    """Thinned PRO curve up to ``fpr_limit`` (MVTec AD definition, as ``metrics.au_pro``); [] if undefined.
+    """Thinned PRO curve up to ``fpr_limit`` (MVTec AD definition, as ``metrics.au_pro``).
 
-    ``neg_parts``: ascending normal scores; ``defect_scores``: scores of the defect pixels in flat order.
+    ``neg_parts``: ascending normal scores; ``defect_scores``: the defect pixels' scores, ``order`` their argsort,
+    ``region`` each one's region (1..``n_regions``).
     """
-    def_idx = np.flatnonzero(defect.ravel())
     n_ok = sum(p.size for p in neg_parts)
-    if def_idx.size == 0 or n_ok == 0:
-        return []
-    region, n_regions = metrics._label_regions(defect, def_idx)
     sizes = np.bincount(region, minlength=n_regions + 1).astype(np.float64)
-    order = np.argsort(defect_scores, kind="stable")
     scores = defect_scores[order]
     # PRO(t) = sum over defect pixels with score >= t of 1 / (|region| * R): suffix sums of these weights.
     suffix = np.append(np.cumsum((1.0 / (sizes[region[order]] * n_regions))[::-1])[::-1], 0.0)
@@ -129,51 +160,41 @@ def _pro(
     return _points(x, y, "pro")
 
 
-def compute_curves(
-    maps: Any, masks: Any, image_scores: Any, labels: Any, fpr_limit: float, max_points: int = 1000
-) -> dict[str, list[dict]]:
-    """Image ROC, pixel ROC and PRO curve (up to ``fpr_limit``) of one test set, at most ``max_points`` each.
-
-    ``maps``/``masks``: (N, H, W) anomaly maps and ground truth; ``image_scores``/``labels``: (N,) image
-    scores and 0/1 labels. Returns ``{"image_roc": [{"fpr", "tpr"}, ...], "pixel_roc": [...],
-    "pro": [{"fpr", "pro"}, ...]}``; a curve that is undefined (a class absent, or ``masks`` None: a category
-    without masks) is an empty list.
-    """
+def curves(scores: ScoreSet, fpr_limit: float, max_points: int = 1000) -> dict[str, list[dict]]:
+    """Every curve of :data:`CURVES` of one scored test set, at most ``max_points`` each; a curve that is
+    undefined (a class absent, or no masks) is an empty list."""
     limit = float(fpr_limit)
     if not 0.0 < limit <= 1.0:
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit!r}")
     if int(max_points) < 2:
         raise ValueError(f"max_points must be at least 2 (the two ends), got {max_points!r}")
-    if masks is None:
-        maps_f, defect = metrics._as_scores(maps, "anomaly_maps"), None
-    else:
-        maps_f, defect = metrics._check_maps_masks(maps, masks)
-    s = metrics._as_scores(image_scores, "image_scores")
-    y = metrics._as_binary(labels, "labels")
-    if s.shape != (maps_f.shape[0],) or y.shape != s.shape:
-        raise ValueError(
-            f"image_scores {s.shape} and labels {y.shape} must have shape ({maps_f.shape[0]},), one per map"
-        )
     n = int(max_points)
-    image_roc = _roc(*_sorted_classes(s, y), n)
-    if defect is None:
-        return {"image_roc": image_roc, "pixel_roc": [], "pro": []}
-    flat, defect_flat = maps_f.ravel(), defect.ravel()
-    neg_parts, pos = _sorted_classes(flat, defect_flat)  # the normal pixels are sorted once, for both curves
-    return {
-        "image_roc": image_roc,
-        "pixel_roc": _roc(neg_parts, pos, n),
-        "pro": _pro(defect, neg_parts, flat[defect_flat], limit, n),
-    }
+    image = _sorted_classes(scores.image_scores, scores.labels)
+    out = {"image_roc": _roc(*image, n), "image_pr": _pr(*image, n), "pixel_roc": [], "pixel_pr": [], "pro": []}
+    px = scores.pixels
+    if px is None:
+        return out
+    pos = px.defect[px.order]
+    out["pixel_roc"] = _roc(px.normal_parts, pos, n)
+    out["pixel_pr"] = _pr(px.normal_parts, pos, n)
+    out["pro"] = _pro(px.normal_parts, px.defect, px.order, px.region, px.n_regions, limit, n)
+    return out
+
+
+def compute_curves(
+    maps: Any, masks: Any, image_scores: Any, labels: Any, fpr_limit: float, max_points: int = 1000
+) -> dict[str, list[dict]]:
+    """:func:`curves` of (N, H, W) maps and masks (None: no masks) and (N,) image scores and 0/1 labels."""
+    return curves(score_set(maps, masks, image_scores, labels), fpr_limit, max_points)
 
 
 def plot_rows(curves_by_method: Mapping[str, Mapping[str, list[dict]]], name: str) -> list[dict]:
-    """Rows ``{"method", "fpr", y}`` of curve ``name`` for every method, in method order: one DVC plot file."""
+    """Rows ``{"method", x, y}`` of curve ``name`` for every method, in method order: one DVC plot file."""
     if name not in CURVES:
         raise ValueError(f"unknown curve {name!r}: expected one of {', '.join(CURVES)}")
-    y_key = CURVES[name]
+    x_key, y_key = CURVES[name]
     return [
-        {"method": method, "fpr": p["fpr"], y_key: p[y_key]}
-        for method, curves in curves_by_method.items()
-        for p in curves.get(name, [])
+        {"method": method, x_key: p[x_key], y_key: p[y_key]}
+        for method, by_name in curves_by_method.items()
+        for p in by_name.get(name, [])
     ]

@@ -1,4 +1,5 @@
-"""Evaluation metrics of the MVTec AD protocol: image AUROC, pixel AUROC and AU-PRO.
+"""Evaluation metrics: image AUROC, pixel AUROC and AU-PRO (the MVTec AD protocol, the paper's three), and average
+precision and F1-max at image and pixel level (what benchmarks since 2023 report beside them).
 
 * ``image_auroc`` — ROC AUC of per-image scores; the exact rank statistic of ``pixel_auroc``
   (equal to ``sklearn.metrics.roc_auc_score``, tested), so that scoring does not import
@@ -11,6 +12,12 @@
   exactly as the official MVTec AD evaluation code defines it (every distinct score is a
   threshold, 8-connected ground-truth regions, trapezoid rule, linear interpolation at the
   limit, normalised by the limit). Only the normal pixels that can lie below the limit are sorted.
+* ``image_ap`` / ``pixel_ap`` — average precision, ``Σ (R_k − R_{k−1}) P_k`` over the distinct scores as
+  thresholds (``score >= t``), equal to ``sklearn.metrics.average_precision_score`` (tested, ties included).
+* ``image_f1max`` / ``pixel_f1max`` — the largest F1 = 2·TP / (TP + FP + P) over every threshold, and the threshold
+  reaching it (the lowest of equal maxima, as ``argmax`` over ``precision_recall_curve`` finds it). The maximum is
+  always at a score of a positive: lowering the threshold to the next positive score adds false positives only.
+  AP and F1 count, for each distinct positive score, the negatives at or above it (the kernel of pixel AUROC).
 
 Metrics that are mathematically undefined for the given data (e.g. a test set without defects)
 raise :class:`UndefinedMetricError`; :func:`try_metric` turns that into ``(None, reason)``.
@@ -26,7 +33,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["UndefinedMetricError", "image_auroc", "pixel_auroc", "au_pro", "try_metric"]
+__all__ = [
+    "UndefinedMetricError",
+    "image_auroc",
+    "pixel_auroc",
+    "au_pro",
+    "image_ap",
+    "pixel_ap",
+    "image_f1max",
+    "pixel_f1max",
+    "try_metric",
+]
 
 # 8-connectivity of the official MVTec AD evaluation (ndimage.label with a 3x3 ones structure).
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -316,8 +333,22 @@ def au_pro(anomaly_maps: Any, masks: Any, fpr_limit: float = 0.3) -> float:
     if lower is not None and sum(p.size for p in parts) < allowed + 1:  # sample guess too high
         tasks = [_sorted_normal_task(flat, defect_flat, part, None) for part in slices]
         parts = _run_all(tasks, parallel)
-    scores_sorted, region_sorted = scores[order], region[order]
-    sizes = np.bincount(region, minlength=n_regions + 1)[1:].astype(np.float64)
+    return au_pro_sorted(parts, scores[order], region[order], n_regions, n_ok, limit)
+
+
+def au_pro_sorted(
+    parts: Sequence[np.ndarray],
+    scores_sorted: np.ndarray,
+    region_sorted: np.ndarray,
+    n_regions: int,
+    n_ok: int,
+    limit: float,
+) -> float:
+    """:func:`au_pro` from sorted data: ascending parts holding at least the normal scores above the FPR limit's
+    cut, the ascending defect scores and the region (1..R) of each."""
+    x_limit = limit * n_ok
+    allowed = min(int(math.floor(x_limit)), n_ok)
+    sizes = np.bincount(region_sorted, minlength=n_regions + 1)[1:].astype(np.float64)
 
     above = 0  # first defect pixel (in ascending score order) above the cut
     if allowed < n_ok:
@@ -350,6 +381,81 @@ def au_pro(anomaly_maps: Any, masks: Any, fpr_limit: float = 0.3) -> float:
 
 
 # ----------------------------------------------------------------------------------------------
+# Average precision and F1-max
+# ----------------------------------------------------------------------------------------------
+def _count_below(parts: Sequence[np.ndarray], queries: np.ndarray) -> np.ndarray:
+    """``#(values < q)`` over all sorted ``parts`` for each query, as int64."""
+    count = lambda part: (lambda: np.searchsorted(part, queries, side="left").astype(np.int64))  # noqa: E731
+    return np.sum(_run_all([count(p) for p in parts], parallel=len(parts) > 1), axis=0, dtype=np.int64)
+
+
+def precision_recall_counts(flat: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each distinct score of a positive, ascending: the score, the positives and the negatives at or above it
+    (TP and FP of the threshold ``score >= t``). Both classes present."""
+    pos = flat[positive]
+    slices = _part_slices(flat.size)
+    tasks = [_sorted_normal_task(flat, positive, part, None) for part in slices]
+    *parts, _ = _run_all([*tasks, pos.sort], parallel=len(slices) > 1)
+    starts, _ = _ties_grouped(pos)
+    values = pos[starts]
+    n_neg = sum(p.size for p in parts)
+    return values, pos.size - starts.astype(np.int64), n_neg - _count_below(parts, values)
+
+
+def ap_and_f1max(values: np.ndarray, tp: np.ndarray, fp: np.ndarray) -> tuple[float, float, float]:
+    """(AP, F1-max, its threshold) from :func:`precision_recall_counts` (thresholds ascending)."""
+    n_pos = int(tp[0])  # the lowest positive score: every positive is at or above it
+    gained = tp - np.append(tp[1:], 0)  # positives whose score is exactly this value: the recall step
+    precision = tp / (tp + fp)
+    ap = math.fsum(gained * precision) / n_pos
+    f1 = 2.0 * tp / (tp + fp + n_pos)
+    best = int(np.argmax(f1))  # ascending thresholds: the lowest of equal maxima
+    return ap, float(f1[best]), float(values[best])
+
+
+def _image_counts(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    s = _as_scores(scores, "scores")
+    y = _as_binary(labels, "labels")
+    if s.ndim != 1 or y.ndim != 1 or s.shape != y.shape or s.size == 0:
+        raise ValueError(f"scores and labels must be non-empty 1-D arrays of one length, got {s.shape} and {y.shape}")
+    if not y.any():
+        raise UndefinedMetricError("all test images are normal: image AP and F1 are undefined")
+    if y.all():
+        raise UndefinedMetricError("all test images are anomalous: image AP and F1 are undefined")
+    return precision_recall_counts(s, y)
+
+
+def _pixel_counts(anomaly_maps: Any, masks: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    maps, defect = _check_maps_masks(anomaly_maps, masks)
+    n_pos = int(np.count_nonzero(defect))
+    if n_pos == 0:
+        raise UndefinedMetricError("the masks contain no defect pixels: pixel AP and F1 are undefined")
+    if n_pos == defect.size:
+        raise UndefinedMetricError("the masks contain no normal pixels: pixel AP and F1 are undefined")
+    return precision_recall_counts(maps.ravel(), defect.ravel())
+
+
+def image_ap(scores: Any, labels: Any) -> float:
+    """Average precision of image scores against image labels (``average_precision_score``)."""
+    return ap_and_f1max(*_image_counts(scores, labels))[0]
+
+
+def image_f1max(scores: Any, labels: Any) -> tuple[float, float]:
+    """(F1-max, threshold) of image scores against image labels."""
+    return ap_and_f1max(*_image_counts(scores, labels))[1:]
+
+
+def pixel_ap(anomaly_maps: Any, masks: Any) -> float:
+    """Average precision over every pixel of every map: ``average_precision_score(masks.ravel(), maps.ravel())``."""
+    return ap_and_f1max(*_pixel_counts(anomaly_maps, masks))[0]
+
+
+def pixel_f1max(anomaly_maps: Any, masks: Any) -> tuple[float, float]:
+    """(F1-max, threshold) over every pixel of every map."""
+    return ap_and_f1max(*_pixel_counts(anomaly_maps, masks))[1:]
+
+
+# ----------------------------------------------------------------------------------------------
 # Pipeline helper
 # ----------------------------------------------------------------------------------------------
 def try_metric(fn: Callable[..., float], *args: Any, **kwargs: Any) -> tuple[float | None, str | None]:
@@ -367,20 +473,38 @@ NO_MASKS = "the category has no ground-truth masks (no ground_truth/ folder): on
 
 
 def measure(maps: Any, scores: Any, labels: Any, masks: Any, pro_limit: float = 0.3) -> dict:
-    """Image AUROC, pixel AUROC and AU-PRO up to ``pro_limit`` of (N, H, W) maps and (N,) image scores; an
-    undefined metric is None with its reason under ``"undefined"``. Every method is compared by these.
-    ``masks`` None: a category without masks, whose pixel metrics are undefined (:data:`NO_MASKS`)."""
+    """Every metric of (N, H, W) maps and (N,) image scores, each computed on its own by the functions above (the
+    reference that the one-pass :mod:`frad.evaluation.scoreset` is tested against): image and pixel AUROC, AU-PRO
+    up to ``pro_limit``, image and pixel AP and F1-max with the F1-max thresholds; an undefined metric is None with
+    its reason under ``"undefined"``. ``masks`` None: a category without masks, whose pixel metrics are undefined
+    (:data:`NO_MASKS`)."""
     result: dict = {"undefined": {}}
+    pixel_names = ("pixel_auroc", "pro", "pixel_ap", "pixel_f1max")
     if masks is None:
-        pixel, pro = (None, NO_MASKS), (None, NO_MASKS)
+        pixel = {name: (None, NO_MASKS) for name in pixel_names}
+        pixel_f1 = (None, None)
     else:
-        pixel, pro = try_metric(pixel_auroc, maps, masks), try_metric(au_pro, maps, masks, fpr_limit=pro_limit)
-    for name, value, reason in (
-        ("image_auroc", *try_metric(image_auroc, scores, labels)),
-        ("pixel_auroc", *pixel),
-        ("pro", *pro),
-    ):
+        f1, reason = try_metric(lambda: pixel_f1max(maps, masks)[0])
+        pixel_f1 = (None, None) if f1 is None else pixel_f1max(maps, masks)
+        pixel = {
+            "pixel_auroc": try_metric(pixel_auroc, maps, masks),
+            "pro": try_metric(au_pro, maps, masks, fpr_limit=pro_limit),
+            "pixel_ap": try_metric(pixel_ap, maps, masks),
+            "pixel_f1max": (f1, reason),
+        }
+    image_f1, image_reason = try_metric(lambda: image_f1max(scores, labels)[0])
+    image_f1_pair = (None, None) if image_f1 is None else image_f1max(scores, labels)
+    values = {
+        "image_auroc": try_metric(image_auroc, scores, labels),
+        **{k: pixel[k] for k in ("pixel_auroc", "pro")},
+        "image_ap": try_metric(image_ap, scores, labels),
+        "image_f1max": (image_f1, image_reason),
+        **{k: pixel[k] for k in ("pixel_ap", "pixel_f1max")},
+    }
+    for name, (value, reason) in values.items():
         result[name] = value
         if reason is not None:
             result["undefined"][name] = reason
+    result["image_f1max_threshold"] = image_f1_pair[1]
+    result["pixel_f1max_threshold"] = pixel_f1[1]
     return result

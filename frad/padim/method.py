@@ -134,11 +134,10 @@ def fit_and_score(
         d = mahalanobis(model, embed(batch, model.channels, model.grid)).float()
         maps[start : start + len(d)] = to_image_maps(d, image_size, sigma).cpu()
         start += len(d)
+    timings = {"fit_s": t1 - t0, "score_s": time.perf_counter() - t1}
     info = {
-        "fit_s": t1 - t0,
-        "score_s": time.perf_counter() - t1,
         "d": config.d,
         "grid": list(model.grid),
         "channels_total": sum(int(train[l].shape[1]) for l in config.layers),
     }
-    return MethodResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info)
+    return MethodResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info, timings=timings)

@@ -225,12 +225,10 @@ def fit_and_score(
         img = reweight(feats.view(b, -1, feats.shape[1]), d, nn, bank, config.k) if config.reweight else d.amax(dim=1)
         scores[s : s + b] = img.double().cpu()
         maps[s : s + b] = to_image_maps(d.view(b, *grid), image_size, sigma).cpu()
+    timings = {"bank_s": t1 - t0, "coreset_s": t2 - t1, "score_s": time.perf_counter() - t2}
     info = {
-        "bank_s": t1 - t0,
-        "coreset_s": t2 - t1,
-        "score_s": time.perf_counter() - t2,
         "bank_patches": n_bank,
         "coreset_patches": int(len(bank)),
         "dims": config.dims,
     }
-    return MethodResult(maps=maps, image_scores=scores.numpy(), info=info)
+    return MethodResult(maps=maps, image_scores=scores.numpy(), info=info, timings=timings)

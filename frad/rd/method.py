@@ -237,14 +237,12 @@ def fit_and_score(
     model, history = train_rd(train, config, device=device, progress=progress)
     t1 = time.perf_counter()
     maps = anomaly_maps(model, test, config.layers, image_size=image_size, sigma=sigma, batch_size=batch_size)
+    timings = {"fit_s": t1 - t0, "s_per_epoch": (t1 - t0) / config.epochs, "score_s": time.perf_counter() - t1}
     info = {
-        "fit_s": t1 - t0,
-        "s_per_epoch": (t1 - t0) / config.epochs,
-        "score_s": time.perf_counter() - t1,
         "epochs": config.epochs,
         "final_loss": history[-1],
         "history": history,
         "parameters": sum(p.numel() for p in model.parameters()),
         "student_output": "linear" if model.linear_output else "relu",
     }
-    return MethodResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info)
+    return MethodResult(maps=maps, image_scores=maps.flatten(1).amax(dim=1).numpy(), info=info, timings=timings)

@@ -1,5 +1,5 @@
 """Stage `report`: the paper's Tables 1–4 next to ours, the same-harness comparison methods, the DVC metrics file,
-per-category figures and ROC/PRO plot files.
+and ROC, precision-recall and PRO plot files (the pictures are the gallery stage's).
 
 Reads ``data/scores/<category>/<method>/seed<s>.json`` for every method the params select (the FRAD variants,
 then ``compare.methods``) and every seed of ``train.seeds``; writes, each atomically:
@@ -14,18 +14,18 @@ then ``compare.methods``) and every seed of ``train.seeds``; writes, each atomic
   interval says so, and a "Test-set uncertainty" section (:mod:`.uncertainty`): every method's interval,
   paired differences FRAD − each comparison method and each Table 3–4 row − full. Last, a short "Speed" summary
   of ``reports/benchmark.md``.
-* ``reports/metrics.json`` — the full model's averages (``image_auroc``, ``pixel_auroc``, ``pro`` as fractions,
-  ``categories``, ``seeds``; ``ci_low`` / ``ci_high`` per metric with intervals) and each comparison method's averages under
-  ``methods.<name>``.
-* ``reports/figures/<category>.png`` — test image, anomaly map, ground truth of the full model (first seed).
-* ``reports/plots/<curve>/<category>.json`` — ROC (image, pixel) and PRO curves of every method (first seed),
-  one DVC plot per category and curve (see ``plots:`` in dvc.yaml).
+* ``reports/metrics.json`` — the full model's averages of every metric (``image_auroc``, ``pixel_auroc``, ``pro``,
+  ``image_ap``, ``image_f1max``, ``pixel_ap``, ``pixel_f1max`` as fractions, ``categories``, ``seeds``; ``ci_low`` /
+  ``ci_high`` per metric with intervals) and each comparison method's averages under ``methods.<name>``.
+* ``reports/plots/<curve>/<category>.json`` — ROC and precision-recall (image, pixel) and PRO curves of every
+  method (first seed), one DVC plot per category and curve (see ``plots:`` in dvc.yaml).
+* after Tables 1–4, every metric per category and as their mean (``metrics_table``).
 
 The package, by what each module holds: ``scores`` (reading and checking the score files), ``stats`` (mean ± std
 over seeds, %, Δ, seed noise), ``labels`` (metric and method labels, Table 3 rows, cell marks), ``cells`` (notes,
 cells, pipe tables), ``category_tables`` (Tables 1–2, best line), ``ablation_tables`` (Tables 3–4), ``tables``
 (tables.md), ``intervals`` (bootstrap intervals over test images), ``uncertainty`` (their section, marks and
-fields), ``summary`` (metrics.json, the Speed section), ``figures`` (figures and plot files); ``__main__`` is the
+fields), ``summary`` (metrics.json, the Speed section), ``metrics_table`` (every metric), ``plots`` (plot files); ``__main__`` is the
 stage's entry (``python -m pipeline.report``).
 """
 
@@ -41,8 +41,8 @@ from frad.io import write_json, write_text
 from ..params import PARAMS_FILE, Params, load_params
 from . import intervals, uncertainty
 from .cells import Notes, markdown_table
-from .figures import CURVES_DIR, load_curves, write_figures, write_plots
 from .labels import CHECK, DASH, METHOD_LABELS, METRIC_LABELS, METRICS, NA, NOISE, TABLE3_ROWS
+from .plots import CURVES_DIR, load_curves, write_plots
 from .scores import SCORES_DIR, Score, Scores, load_score, load_scores
 from .stats import Stat, delta, pct, shown, stat, within_noise
 from .summary import BENCHMARK_FILE, benchmark_section, summary_metrics
@@ -93,7 +93,7 @@ def build_report(
     benchmark: str | Path | None = None,
     curves_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Write tables.md, metrics.json, figures/ and plots/ under ``out_dir``; return the metrics dict.
+    """Write tables.md, metrics.json and plots/ under ``out_dir``; return the metrics dict.
     ``benchmark``: a ``python -m bench`` Markdown file summarised as the Speed section; ``curves_dir``: the score
     stages' curves (no plots without it). Every input is read and checked before anything is written."""
     scores_dir, out_dir = Path(scores_dir), Path(out_dir)
@@ -103,7 +103,6 @@ def build_report(
     tables = render_tables(scores, params, boot) + "\n" + benchmark_section(Path(benchmark) if benchmark else None)
     metrics = summary_metrics(scores, params, boot)
     curves = load_curves(Path(curves_dir), params) if curves_dir is not None else None
-    write_figures(scores_dir, params, out_dir / "figures")  # reads every maps file before it replaces figures/
     if curves is not None:
         point = lambda m, cats, metric: stat(scores[m], cats, metric).mean  # noqa: E731
         more = {"intervals": uncertainty.plot_files(boot, params, point)} if boot else {}

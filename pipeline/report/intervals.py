@@ -25,12 +25,13 @@ Replicates = Mapping[str, np.ndarray | None]
 @dataclass(frozen=True)
 class Bootstrap:
     """Replicates per method, category and metric (mean over seeds), the same resampled images for every method
-    and seed of a category; ``pro_error``: the largest AU-PRO error bound over all resamples (a fraction)."""
+    and seed of a category; ``errors``: for each metric on the threshold grid (``bootstrap.ERRORS``), the largest
+    error bound over all resamples (a fraction)."""
 
     resamples: int
     seed: int
     reps: Mapping[str, Mapping[str, Replicates]]
-    pro_error: float
+    errors: Mapping[str, float]
 
     def replicate(self, method: str, cats: Sequence[str], metric: str) -> np.ndarray | None:
         """Per resample, the mean over the categories where the metric is defined (as the tables average)."""
@@ -58,7 +59,7 @@ def load_bootstrap(
     if p.bootstrap.resamples == 0:
         return None
     reps: dict[str, dict[str, Replicates]] = {m: {} for m in p.methods}
-    worst = 0.0
+    worst = dict.fromkeys(bootstrap.ERRORS, 0.0)
     for c in p.data.categories:
         first: tuple[Path, np.ndarray] | None = None
         weights = np.zeros(0)
@@ -76,8 +77,9 @@ def load_bootstrap(
                 r = bootstrap.replicates(summary, weights)
                 _check_whole_set(path, r, values(c, m, s))
                 per_seed.append({k: None if v is None else v[1:] for k, v in r.items()})
-                if r["pro_error"] is not None:
-                    worst = max(worst, float(np.nanmax(r["pro_error"])))
+                for metric, key in bootstrap.ERRORS.items():
+                    if r[key] is not None and np.isfinite(r[key]).any():
+                        worst[metric] = max(worst[metric], float(np.nanmax(r[key])))
             reps[m][c] = {k: bootstrap.mean_replicates([r[k] for r in per_seed]) for k in METRICS}
     return Bootstrap(p.bootstrap.resamples, p.bootstrap.seed, reps, worst)
 
@@ -91,7 +93,8 @@ def _check_whole_set(path: Path, r: Mapping[str, np.ndarray | None], recorded: M
             )
         if theirs is None:
             continue
-        tol = 1e-12 + (float(r["pro_error"][0]) if metric == "pro" else 0.0)  # type: ignore[index]
+        key = bootstrap.ERRORS.get(metric)
+        tol = 1e-12 + (float(r[key][0]) if key else 0.0)  # type: ignore[index]
         if abs(float(ours[0]) - theirs) > tol:  # type: ignore[index]
             raise DataError(
                 f"{path}: {metric} {float(ours[0])!r} differs from the score file's {theirs!r}; rerun `dvc repro`"  # type: ignore[index]

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 from frad.errors import DataError
 
 from ..params import MODULE_VARIANTS, Params
-from .labels import METRICS
+from .labels import ALL_METRICS
 
 SCORES_DIR = Path("data/scores")
 
@@ -61,7 +61,7 @@ def load_score(path: Path, category: str, method: str, seed: int, layers: tuple[
     undefined = data.get("undefined") if isinstance(data.get("undefined"), dict) else {}
     values: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
-    for metric in METRICS:
+    for metric in ALL_METRICS:
         if metric not in data:
             raise DataError(f"{path} lacks the metric {metric!r}; rerun `dvc repro`")
         v = data[metric]

@@ -10,7 +10,7 @@ from frad.errors import DataError
 
 from ..params import Params
 from . import uncertainty
-from .labels import METRICS
+from .labels import ALL_METRICS
 from .scores import Scores
 from .stats import stat
 
@@ -61,17 +61,17 @@ def _first_columns(row: str, n: int) -> str:
 
 
 def summary_metrics(scores: Scores, p: Params, boot: Any = None) -> dict[str, Any]:
-    """reports/metrics.json: the full model's averages (fractions; None if undefined everywhere), their 95%
-    intervals (``ci_low``, ``ci_high``) with ``boot``, and each comparison method's under ``methods``."""
+    """reports/metrics.json: the full model's averages of every metric (fractions; None if undefined everywhere),
+    their 95% intervals (``ci_low``, ``ci_high``) with ``boot``, and each comparison method's under ``methods``."""
     cats = list(p.data.categories)
-    out: dict[str, Any] = {m: stat(scores["full"], cats, m).mean for m in METRICS}
+    out: dict[str, Any] = {m: stat(scores["full"], cats, m).mean for m in ALL_METRICS}
     out.update(categories=len(cats), seeds=len(p.train.seeds))
     if len(p.train.seeds) > 1:
-        out["std"] = {m: stat(scores["full"], cats, m).std for m in METRICS}
+        out["std"] = {m: stat(scores["full"], cats, m).std for m in ALL_METRICS}
     out.update(uncertainty.metrics_fields(boot, "full", cats))
     if p.compare.methods:
         out["methods"] = {
-            b: {**{m: stat(scores[b], cats, m).mean for m in METRICS}, **uncertainty.metrics_fields(boot, b, cats)}
+            b: {**{m: stat(scores[b], cats, m).mean for m in ALL_METRICS}, **uncertainty.metrics_fields(boot, b, cats)}
             for b in p.compare.methods
         }
     return out

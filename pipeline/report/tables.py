@@ -11,6 +11,7 @@ from . import uncertainty
 from .ablation_tables import layer_table, module_table
 from .category_tables import best_line, category_groups, category_table
 from .labels import DASH, METHOD_LABELS, METRIC_LABELS, NA, TABLE3_ROWS
+from .metrics_table import all_metrics_table
 from .scores import Scores
 from .stats import stat
 
@@ -118,6 +119,15 @@ def render_tables(scores: Scores, p: Params, boot: Any = None) -> str:
         "## Table 4 — layer ablation (averages over the categories)",
         "",
         layer_table(scores, p, boot),
+        "",
+        "## All metrics — per category and their mean",
+        "",
+        "Image AUROC, AP and F1-max, pixel AUROC, AP and F1-max, AU-PRO up to an FPR of "
+        f"{p.score.pro_limit:g} (PRO), in %"
+        + (", each with its 95% interval over test images" if boot else "")
+        + ". F1-max is the best F1 over every threshold (the threshold is in each score file).",
+        "",
+        all_metrics_table(scores, p, boot),
         "",
     ]
     if boot:

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ..params import Params
 from .cells import markdown_table
 from .intervals import METRICS, Bootstrap
+from .labels import METRICS as PAPER_METRICS
 from .stats import pct
 
 IN_INTERVAL = "∈"
@@ -89,6 +90,22 @@ def _diff(boot: Bootstrap, point: Point, a: str, b: str, cats: Sequence[str], me
     return difference_cell(None if va is None or vb is None else va - vb, boot.difference(a, b, cats, metric))
 
 
+def _grid_sentence(boot: Bootstrap) -> str:
+    """How exact the metrics on the per-image threshold grid are (AU-PRO, pixel AP, pixel F1-max)."""
+    names = {"pro": "AU-PRO", "pixel_ap": "pixel AP", "pixel_f1max": "pixel F1-max"}
+    inexact = {m: e for m, e in boot.errors.items() if e > 0}
+    exact = [names[m] for m in boot.errors if m not in inexact]
+    parts = [f"{names[m]} within {100.0 * e:.3f} points" for m, e in inexact.items()]
+    text = (
+        "From per-image statistics on a threshold grid: " + ", ".join(parts) + " of the exact value in every resample"
+        if parts
+        else ""
+    )
+    if exact:
+        text += ("; " if text else "") + ", ".join(exact) + " exact (every distinct score needed is a threshold)"
+    return text + "."
+
+
 def section(
     boot: Bootstrap,
     p: Params,
@@ -115,13 +132,7 @@ def section(
         )
         + ". Averages resample each category independently and average the resampled values. "
         f"{UP} / {DOWN}: higher / lower, the interval of the paired difference excludes 0; no mark: not resolved by "
-        f"this test set. "
-        + (
-            f"AU-PRO from per-image statistics on a threshold grid: within {100.0 * boot.pro_error:.3f} points of "
-            "the exact value in every resample."
-            if boot.pro_error > 0
-            else "AU-PRO exact (every distinct score is a threshold of the per-image statistics)."
-        ),
+        f"this test set. " + _grid_sentence(boot),
     ]
     others = list(p.compare.methods)
     for metric in METRICS:
@@ -138,18 +149,18 @@ def section(
     cats = list(p.data.categories)
     variants = [v for v in p.frad_variants if v != "full"]
     if variants:
-        headers = ["Model"] + [x for m in METRICS for x in (metric_labels[m], "− full")]
+        headers = ["Model"] + [x for m in PAPER_METRICS for x in (metric_labels[m], "− full")]
         table = [
             ["full" if v == "full" else labels.get(v, v)]
             + [
                 x
-                for m in METRICS
+                for m in PAPER_METRICS
                 for x in (_value_cell(boot, point, v, cats, m), _diff(boot, point, v, "full", cats, m))
             ]
             for v in ["full", *variants]
         ]
         for row in table[:1]:
-            row[2::2] = ["—"] * len(METRICS)
+            row[2::2] = ["—"] * len(PAPER_METRICS)
         lines += [
             "",
             "### Tables 3–4 rows vs the full model (averages over the categories)",
