@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro demo test test-fast bench clean-demo
+.PHONY: setup repro demo test test-fast check-links bench clean-demo
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,19 +13,22 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-repro: setup          ## the paper's Tables 1-4 (params.yaml as is: WRN50-2, 15 categories, 100 epochs; GPU advised)
+repro: setup          ## the paper's Tables 1-4 (params.yaml as is: MVTec AD, WRN50-2, 15 categories, 100 epochs; GPU advised)
 	dvc repro
 
 demo: setup           ## offline quick demo: synthetic data, EfficientNet-Lite0 ImageNet weights, CPU
 	HF_HUB_OFFLINE=1 $(PY) -m pipeline.demo --force
 
-test: setup           ## what CI runs: lint, format check, the test suite
+test: setup           ## what CI runs: lint, format check, the whole suite on every core, then its 10 slowest tests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n auto --durations=10
 
 test-fast: setup      ## the fast unit tests only: no end-to-end pipeline or training runs (pytest marker e2e)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not e2e"
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n auto -m "not e2e"
+
+check-links: setup    ## which download URLs answer: every dataset mirror, the backbone weights (offline: says so)
+	$(PY) -m pipeline.download --check
 
 bench: setup          ## speed benchmark into reports/benchmark.md (python -m bench --help for options and --target)
 	$(PY) -m bench

@@ -4,9 +4,11 @@
 
 Builds ``n`` maps/masks of ``size`` x ``size`` (about one third good images, blob-like defects of
 varied size, smooth float32 noise maps that are higher on defects), then times in the same run:
-the exact ``au_pro`` and ``pixel_auroc`` of :mod:`frad.evaluation.metrics` and the classic AU-PRO loop
-(evenly spaced thresholds, connected components re-labelled at every threshold), and prints one
-table (met / NOT met beside the targets given). :func:`run_metrics_benchmark` returns the numbers for
+the exact ``au_pro`` and ``pixel_auroc`` of :mod:`frad.evaluation.metrics`, its ``pixel_ap`` and ``pixel_f1max``,
+all seven metrics from the one pass the stages make (:mod:`frad.evaluation.scoreset`), the 95% intervals of all
+seven for one bottle-size category (the first ``BOTTLE`` maps, 1,000 resamples) and the classic AU-PRO loop
+(evenly spaced thresholds, connected components re-labelled at every threshold), and prints one table (met / NOT
+met beside the targets given). :func:`run_metrics_benchmark` returns the numbers for
 ``python -m bench``.
 """
 
@@ -22,12 +24,16 @@ import numpy as np
 from scipy import ndimage
 from tabulate import tabulate
 
-from frad.evaluation.metrics import au_pro, pixel_auroc
+from frad.evaluation import bootstrap
+from frad.evaluation.metrics import au_pro, pixel_ap, pixel_auroc, pixel_f1max
+from frad.evaluation.scoreset import METRICS, score_set
 
 from .measure import PeakMemory, memory_now, timed
 from .targets import add_target_option, verdict
 
-TARGETS = ("au_pro_s", "metrics_s", "classic_speedup")  # names --target takes
+TARGETS = ("au_pro_s", "metrics_s", "classic_speedup", "ap_f1_s", "intervals_s")  # names --target takes
+BOTTLE = 83  # test images of MVTec AD bottle: the category size of the intervals row
+RESAMPLES = 1000
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -129,6 +135,16 @@ def _area_to_limit(x: np.ndarray, y: np.ndarray, limit: float) -> float:
     return area
 
 
+def intervals_of_one_category(maps: np.ndarray, masks: np.ndarray, resamples: int = RESAMPLES) -> dict[str, Any]:
+    """What the stages and the report do for one category: the one pass, its per-image statistics, ``resamples``
+    replicates of every metric and their 95% intervals."""
+    labels = masks.any(axis=(1, 2))
+    scores = maps.reshape(len(maps), -1).max(axis=1)
+    summary = bootstrap.statistics(score_set(maps, masks, scores, labels))
+    reps = bootstrap.replicates(summary, bootstrap.resample_weights(labels, resamples, 0, "bench"))
+    return {m: bootstrap.interval(reps[m]) for m in METRICS}
+
+
 def _peak_rss_of(fn: Any, *args: Any) -> float:
     """Peak RSS (MiB) while ``fn(*args)`` runs, the data already held included."""
     with PeakMemory("cpu") as mem:
@@ -160,6 +176,15 @@ def run_metrics_benchmark(
     pix, t_pix, c_pix = t.out, t.wall, t.cpu
     rss_pro = _peak_rss_of(au_pro, maps, masks)
     rss_pix = _peak_rss_of(pixel_auroc, maps, masks)
+    t = timed(lambda: (pixel_ap(maps, masks), pixel_f1max(maps, masks)), repeat)
+    (ap, (f1, f1_threshold)), t_ap, c_ap = t.out, t.wall, t.cpu
+    labels = masks.any(axis=(1, 2))
+    scores = maps.reshape(n, -1).max(axis=1)
+    t = timed(lambda: score_set(maps, masks, scores, labels).metrics(0.3), repeat)
+    one_pass, t_one, c_one = t.out, t.wall, t.cpu
+    k = min(BOTTLE, n)
+    t = timed(lambda: intervals_of_one_category(maps[:k], masks[:k]), repeat)
+    intervals, t_iv, c_iv = t.out, t.wall, t.cpu
     t = timed(lambda: classic_au_pro(maps, masks, 0.3, classic_thresholds))
     pro_classic, t_classic, c_classic = t.out, t.wall, t.cpu
     out: dict[str, Any] = {
@@ -176,6 +201,18 @@ def run_metrics_benchmark(
         "pixel_auroc_s": t_pix,
         "pixel_auroc_cpu_s": c_pix,
         "fast_total_s": t_pro + t_pix,
+        "pixel_ap": ap,
+        "pixel_f1max": f1,
+        "pixel_f1max_threshold": f1_threshold,
+        "ap_f1_s": t_ap,
+        "ap_f1_cpu_s": c_ap,
+        "one_pass": {m: one_pass[m] for m in METRICS},
+        "one_pass_s": t_one,
+        "one_pass_cpu_s": c_one,
+        "intervals": intervals,
+        "intervals_images": k,
+        "intervals_s": t_iv,
+        "intervals_cpu_s": c_iv,
         "classic_au_pro": pro_classic,
         "classic_au_pro_s": t_classic,
         "classic_au_pro_cpu_s": c_classic,
@@ -202,6 +239,22 @@ def run_metrics_benchmark(
             f"{t_pro + t_pix:.2f}",
             f"{c_pro + c_pix:.2f}",
             verdict(targets, "metrics_s", t_pro + t_pix),
+        ],
+        ["pixel_ap (exact)", f"{ap:.6f}", "", "", ""],
+        [
+            "pixel_ap + pixel_f1max",
+            f"F1 {f1:.6f}",
+            f"{t_ap:.2f}",
+            f"{c_ap:.2f}",
+            verdict(targets, "ap_f1_s", t_ap),
+        ],
+        ["all seven metrics, one pass", "", f"{t_one:.2f}", f"{c_one:.2f}", ""],
+        [
+            f"intervals of all seven, {k} maps, {RESAMPLES} resamples",
+            "",
+            f"{t_iv:.2f}",
+            f"{c_iv:.2f}",
+            verdict(targets, "intervals_s", t_iv),
         ],
         [
             f"classic AU-PRO ({classic_thresholds} thresholds)",

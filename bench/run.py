@@ -345,6 +345,30 @@ class Runner:
                 p for p in (f"{size}; best of {s.reps}", verdict(self.targets, "metrics_s", row.time_s)) if p
             )
         rows.append(row)
+        more = (
+            ("ap_f1_s", "pixel AP + pixel F1-max (exact)", s.metrics_n, size, "ap_f1_s"),
+            ("one_pass_s", "all seven metrics, one pass (as the score stages)", s.metrics_n, size, None),
+            (
+                "intervals_s",
+                "95% intervals of all seven metrics (1,000 resamples)",
+                res["intervals_images"] if res else 0,
+                f"one category of {res['intervals_images'] if res else 0} maps of {s.metrics_size}² (bottle's size)",
+                "intervals_s",
+            ),
+        )
+        for key, label, maps_n, what, target in more:
+            row = Row("metrics", label, unit="maps/s", time_unit="s", error=err, mem_kind="RSS")
+            if res is not None:
+                row.time_s = res[key]
+                row.throughput = maps_n / row.time_s
+                cpu = res[key.replace("_s", "_cpu_s")]
+                parts = (
+                    what,
+                    f"best of {s.reps}; CPU time {cpu:.2f} s",
+                    verdict(self.targets, target, row.time_s) if target else "",
+                )
+                row.note = "; ".join(p for p in parts if p)
+            rows.append(row)
         return rows
 
 

@@ -22,6 +22,8 @@ KINDS: dict[str, TargetKind] = {
     "metrics_s": TargetKind("<=", "s", "AU-PRO + pixel AUROC time"),
     "au_pro_s": TargetKind("<=", "s", "AU-PRO time"),
     "classic_speedup": TargetKind(">=", "×", "au_pro over the classic thresholded AU-PRO loop"),
+    "ap_f1_s": TargetKind("<=", "s", "pixel AP + pixel F1-max time"),
+    "intervals_s": TargetKind("<=", "s", "intervals of all seven metrics, one bottle-size category, 1,000 resamples"),
 }
 
 

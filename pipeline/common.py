@@ -78,11 +78,14 @@ TIMINGS = Path(".dvc/tmp/timings")  # one record per stage run, outside every DV
 
 
 def _record_timing(name: str, started: float, startup: float | None, work: float) -> None:
-    """``<TIMINGS>/<stage and its arguments>.json``: wall-clock start and end (epoch seconds), start-up, work and
-    phases; ``FRAD_TIMINGS`` names another folder. Nothing is written outside a DVC workspace."""
-    folder = Path(os.environ["FRAD_TIMINGS"]) if os.environ.get("FRAD_TIMINGS") else TIMINGS
+    """``<TIMINGS>/<stage>.json`` (the DVC stage DVC runs, else the module and its arguments): wall-clock start and
+    end of the command (epoch seconds), start-up, work and phases; ``FRAD_TIMINGS`` names another folder. Nothing is
+    written outside a DVC workspace."""
+    root = Path(os.environ.get("DVC_ROOT", "."))
+    folder = Path(os.environ["FRAD_TIMINGS"]) if os.environ.get("FRAD_TIMINGS") else root / TIMINGS
     if not folder.parent.is_dir():
         return
+    name = os.environ.get("DVC_STAGE") or name.replace(" ", "-")
     record = {
         "stage": name,
         "command_start": started - (startup or 0.0),
@@ -92,7 +95,7 @@ def _record_timing(name: str, started: float, startup: float | None, work: float
         "phases": PHASES,
     }
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / (name.replace(" ", "-") + ".json")).write_text(json.dumps(record, indent=1) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def stage_main(fn: Callable[[list[str]], None]) -> Callable[[], None]:

@@ -128,7 +128,7 @@ def run(params: Params, category: str) -> Path:
         images = []
         for i, name in enumerate(names):
             base = _shrink(resize.thumbnail(read_image(by_name[name].path)), THUMB)
-            _save(base, tmp / f"{i:04d}.jpg")
+            _save(base, tmp / f"{i:04d}_image.jpg")  # no all-digit name: dvc plots sorts digit names apart
             entry = {"name": name, "defect": name.split("/")[0], "label": int(labels[i]), "scores": {}, "verdicts": {}}
             for m, meta in zip(methods, info):
                 record, arrays = loaded[m]

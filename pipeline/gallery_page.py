@@ -38,7 +38,7 @@ const cards = data.images.map((im, i) => {
   fig.dataset.index = i;
   fig.dataset.label = im.label ? "defective" : "good";
   const base = document.createElement("img");
-  base.loading = "lazy"; base.alt = im.name; base.src = "images/" + String(i).padStart(4, "0") + ".jpg";
+  base.loading = "lazy"; base.alt = im.name; base.src = "images/" + String(i).padStart(4, "0") + "_image.jpg";
   const over = document.createElement("img");
   over.loading = "lazy"; over.className = "overlay";
   const cap = document.createElement("figcaption");

@@ -339,7 +339,7 @@ def validate_schema(schema: dict, values: Any, prefix: str) -> dict:
         if key not in values and f"{prefix}{key}" in OPTIONAL:
             values = {**values, key: OPTIONAL[f"{prefix}{key}"]}
         if key not in values:
-            raise ConfigError(f"{prefix}{key} is missing from {PARAMS_FILE}; see README.md (Parameters)")
+            raise ConfigError(f"{prefix}{key} is missing from {PARAMS_FILE}; see docs/pipeline.md (Parameters)")
         v = values[key]
         out[key] = (
             validate_schema(check, v, f"{prefix}{key}.") if isinstance(check, dict) else check(f"{prefix}{key}", v)

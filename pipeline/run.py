@@ -1,5 +1,5 @@
 """`python -m pipeline.run -j N [--scheduler ADDRESS] [TARGETS...]`: every stale stage of dvc.yaml, in dependency
-order, N at a time, through Dask; DVC stays the engine of record (README "Parallel runs").
+order, N at a time, through Dask; DVC stays the engine of record (docs/parallel.md).
 
 - The plan is DVC's: `dvc.repo.reproduce.plan_repro` on `repo.index.graph` (what `dvc repro TARGETS` walks); a
   stage is stale when DVC says it changed (`Stage.changed`, what `dvc status` reports) or an upstream stage is
@@ -78,15 +78,25 @@ def plan(root: Path, targets: list[str]) -> Plan:
 # --------------------------------------------------------------------------- on the worker
 
 
-def dask_environ() -> dict[str, str | None]:
-    """The coordinator's values (None: unset) of the variables a Dask nanny sets in its worker processes
-    (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_, PYTHONHASHSEED, ...): right for Dask's own threads, wrong for the
-    stage commands, which must run as under a serial `dvc repro` (one thread would change the CPU arithmetic)."""
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def dask_environ(threads_per_stage: int | None = None) -> dict[str, str | None]:
+    """The environment of the stage commands: the coordinator's values (None: unset) of the variables a Dask nanny
+    sets in its worker processes (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_, PYTHONHASHSEED, ...), so that a stage
+    runs as under a serial `dvc repro`: the same intra-op threads, hence the same arithmetic to the last bit. Idle
+    OpenMP threads sleep at once (OMP_WAIT_POLICY=PASSIVE, unless set) instead of spinning on cores the other stages
+    need: the scheduling changes, not one result. ``threads_per_stage`` sets the threads instead (faster where stages
+    overlap, but trained models, features and maps then differ from a serial run in their last bits)."""
     import dask
 
     keys = {"PYTHONHASHSEED", "__DASK_PARENT_PID", *dask.config.get("distributed.nanny.pre-spawn-environ", {})}
-    keys |= set(dask.config.get("distributed.nanny.environ", {}))
-    return {k: os.environ.get(k) for k in sorted(keys)}
+    keys |= set(dask.config.get("distributed.nanny.environ", {})) | set(THREAD_VARS) | {"OMP_WAIT_POLICY"}
+    env = {k: os.environ.get(k) for k in sorted(keys)}
+    env["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    if threads_per_stage is not None:
+        env.update(dict.fromkeys(THREAD_VARS, str(threads_per_stage)))
+    return env
 
 
 def run_stage(stage: str, root: str, environ: dict[str, str | None], *upstream: object) -> dict:
@@ -103,14 +113,22 @@ def run_stage(stage: str, root: str, environ: dict[str, str | None], *upstream: 
     log = ws / LOGS / f"{stage}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pipeline.run", "--exec-stage", stage, *(["--own-workspace"] if own else [])]
-    t0 = time.perf_counter()
+    task_start = time.time()
     with open(log, "w") as out:
         rc = subprocess.call(cmd, cwd=ws, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    task_end = time.time()
     where = f"{socket.gethostname()}:{log}"
     if rc != 0:
         raise StageFailed(stage, where, rc)
     worker = get_worker()
-    return {"stage": stage, "seconds": time.perf_counter() - t0, "worker": worker.name, "workspace": str(ws)}
+    return {
+        "stage": stage,
+        "seconds": task_end - task_start,
+        "task_start": task_start,
+        "task_end": task_end,
+        "worker": worker.name,
+        "workspace": str(ws),
+    }
 
 
 def _die_with_parent() -> None:
@@ -229,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     if not p.stale:
         return 0
     before = _lock_stages(root)
-    environ = dask_environ()  # before the local cluster: its nannies set them in this process to spawn workers
+    environ = dask_environ(args.threads_per_stage)  # before the local cluster: its nannies set them in this process
     client = _client(args)
     print(f"Dask scheduler {client.scheduler.address}; dashboard: {_dashboard(client)}", flush=True)
     futures = {}
@@ -278,6 +296,14 @@ def run(args: argparse.Namespace) -> int:
         _order_lock_like_serial(root, before, p.order)
     wall = time.perf_counter() - t0
     print(f"{len(done)} stages done in {wall:.1f} s", flush=True)
+    from .timings import write as write_timings
+
+    here = [r for r in done if r["workspace"] == str(root)]
+    threads = f"{args.threads_per_stage} per stage" if args.threads_per_stage else "as a serial run (all cores)"
+    load = os.getloadavg()[0]
+    note = f"`python -m pipeline.run -j {args.jobs}`: {len(done)} stages in {wall:.1f} s; intra-op threads {threads}; "
+    note += f"load average (1 min) at the end {load:.1f}."
+    print(f"stage timings: {write_timings(root, here, note)}", flush=True)
     if failed:
         print(f"error: {len(failed)} stage(s) failed ({len(skipped)} dependent stage(s) not run):", file=sys.stderr)
         for stage, log in failed.items():
@@ -294,6 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         "--scheduler", help="a running Dask scheduler instead: its address (tcp://host:8786) or scheduler file"
     )
     ap.add_argument("--gpu", action="store_true", help="stages that use train.device each hold one GPU slot")
+    ap.add_argument(
+        "--threads-per-stage",
+        type=int,
+        metavar="K",
+        help="intra-op CPU threads of each stage (default: as serial `dvc repro`, so results are identical; K < "
+        "cores overlaps stages better, but features, trained models and maps differ from serial in their last bits)",
+    )
     ap.add_argument("--dry-run", action="store_true", help="list the stale stages and the critical path; run none")
     ap.add_argument("--times", type=Path, help="with --dry-run: YAML of seconds per stage family for an estimate")
     ap.add_argument("--exec-stage", help=argparse.SUPPRESS)
@@ -303,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         return exec_stage(args.exec_stage, args.own_workspace)
     if args.jobs < 1:
         ap.error("-j must be at least 1")
+    if args.threads_per_stage is not None and args.threads_per_stage < 1:
+        ap.error("--threads-per-stage must be at least 1")
     if args.dry_run:
         from .run_plan import dry_run
 

@@ -28,7 +28,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from frad.methods import METHODS  # noqa: E402
-from pipeline.common import score_path  # noqa: E402
+
+TIMINGS = "timings"  # the stages' timing records, in the workspace (FRAD_TIMINGS)
 from pipeline.workspace import make_workspace  # noqa: E402
 
 DEFAULTS = {
@@ -39,7 +40,7 @@ DEFAULTS = {
     "backbone.weights": "random",
 }
 METHOD_NAMES = tuple(METHODS)  # python -m pipeline.compare <method> <category> <seed>
-PHASES = ("fit_s", "bank_s", "coreset_s", "s_per_epoch", "score_s")  # timings a comparison method records in its info
+PHASES = ("fit_s", "bank_s", "coreset_s", "s_per_epoch", "score_s")  # a comparison method's timings (MethodResult)
 
 
 def method_list(text: str) -> list[str]:
@@ -54,11 +55,11 @@ def method_list(text: str) -> list[str]:
 
 
 def phases(dest: Path, category: str, method: str) -> str:
-    """The phase timings a compare stage wrote into its scores file (fit, coreset, s/epoch, maps)."""
-    path = dest / score_path(category, method, 0)
+    """The phase timings a compare stage wrote into its timing record (fit, coreset, s/epoch, maps)."""
+    path = dest / TIMINGS / f"compare-{method}-{category}-0.json"
     if not path.is_file():
         return ""
-    record = json.loads(path.read_text())
+    record = json.loads(path.read_text()).get("phases", {})
     return ", ".join(f"{k} {record[k]:.3g}" for k in PHASES if isinstance(record.get(k), (int, float)))
 
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides.setdefault("choices.categories", [category])
     dest = Path(args.dest) if args.dest else Path(tempfile.mkdtemp(prefix="frad-stages-")) / "ws"
     make_workspace(dest, overrides, git=False)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONWARNINGS": "ignore", "FRAD_TIMINGS": str(dest / TIMINGS)}
     stages = [
         ("prepare", [category]),
         ("features", [category]),

@@ -30,6 +30,19 @@ def bottle_root() -> Path:
     return SHARED_MVTEC
 
 
+@pytest.fixture(scope="session")
+def tiny_built(tmp_path_factory) -> tuple[Path, set[str]]:
+    """The tiny synthetic pipeline (pipeline_utils.TINY) after one clean `dvc repro`, and the stages that ran:
+    built once per test process (each xdist worker that needs it) and only ever copied
+    (pipeline_utils.copy_workspace), so every end-to-end test that starts from a finished run pays for none."""
+    from pipeline_utils import TINY, repro
+
+    from pipeline.workspace import make_workspace
+
+    ws = make_workspace(tmp_path_factory.mktemp("tiny") / "ws", TINY)
+    return ws, repro(ws)
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

@@ -40,6 +40,9 @@ TINY = {
 }
 
 RUNNING = re.compile(r"Running stage '([^']+)'")
+THREADS = int(os.environ.get("FRAD_TEST_THREADS", "1"))
+"""Intra-op threads of the tests' torch work and of the stages they run (default 1: no OpenMP contention between
+two test workers on two cores). FRAD_TEST_THREADS=2 runs the same tests with two: no assertion may depend on it."""
 
 
 def env() -> dict:
@@ -48,7 +51,7 @@ def env() -> dict:
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "FRAD_WORKERS": "0",
-        "OMP_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": str(THREADS),
         "DVC_NO_ANALYTICS": "1",
         "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
     }
@@ -90,27 +93,20 @@ def stages(names: list[str], categories: list[str], variants_by_stage: dict[str,
     } | set(names)
 
 
-def tiny_archive(folder: Path, category: str = "bottle") -> tuple[Path, str]:
-    """A tiny MVTec-layout ``.tar.xz`` (one synthetic category, 64 px) in ``folder``, and its SHA-256."""
-    import hashlib
-    import tarfile
-
-    from frad.datasets.synthetic import generate_category
-
-    root = folder / "arch"
-    generate_category(root, category, seed=0, n_train=4, n_test_good=2, n_test_defect_per_type=1, size=64)
-    archive = folder / "tiny.tar.xz"
-    with tarfile.open(archive, mode="w:xz") as tar:
-        tar.add(root / category, arcname=category)
-    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
-
-
 def bash_blocks(markdown: str, heading: str) -> list[str]:
     """The ```bash blocks of the section of ``markdown`` under ``heading`` (up to the next ``##`` heading;
     a ``# comment`` line inside a block is not a heading)."""
     section = markdown.split(heading + "\n", 1)[1]
     section = re.split(r"^#{2,6} ", section, maxsplit=1, flags=re.M)[0]
     return re.findall(r"^```bash\n(.*?)^```", section, flags=re.M | re.S)
+
+
+def copy_workspace(src: Path, dest: Path) -> Path:
+    """A private copy of a built workspace: git, DVC state, cache and outputs (links kept as links)."""
+    import shutil
+
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
 
 
 def changed(base: dict | None = None, **dotted) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from pipeline_utils import THREADS
 
 from bench.__main__ import main as bench_main
 from bench.settings import parse_args, resolve_settings
@@ -236,7 +237,7 @@ def cached_workspace(tmp_path, monkeypatch):
     from pipeline.workspace import make_workspace
 
     deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: a second thread only adds barrier waits on a busy machine
+    torch.set_num_threads(THREADS)  # tiny ops: a second thread only adds barrier waits on a busy machine
     ws = make_workspace(tmp_path / "ws", TINY, git=False)
     monkeypatch.chdir(ws)
     params = load_params()

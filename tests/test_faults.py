@@ -27,7 +27,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
-from pipeline_utils import RUNNING, TINY, env, repro
+from pipeline_utils import RUNNING, THREADS, TINY, env, repro
 
 from frad.datasets.synthetic import generate_category
 from frad.train import load_model
@@ -53,7 +53,7 @@ def one_torch_thread():
     """In-process stages use one torch thread, as the DVC stages of the tests do (OMP_NUM_THREADS=1): the same
     arithmetic, and no OpenMP oversubscription on a busy 2-core machine (which can make a tiny run 5x slower)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     yield
     torch.set_num_threads(threads)
 
@@ -84,7 +84,9 @@ def metrics_files(ws: Path) -> dict[str, bytes]:
 def run_in_process(ws: Path, variants=VARIANTS, categories=(CAT,)) -> None:
     """What `dvc repro` runs, stage by stage, in this process (one torch thread, like the DVC stages of the tests)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # = OMP_NUM_THREADS=1 of pipeline_utils.env(): same arithmetic as the DVC subprocesses
+    torch.set_num_threads(
+        THREADS
+    )  # = OMP_NUM_THREADS=1 of pipeline_utils.env(): same arithmetic as the DVC subprocesses
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.chdir(ws)

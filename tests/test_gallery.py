@@ -73,7 +73,7 @@ def test_the_stage_writes_one_thumbnail_per_image_and_method_and_a_page(page):
     out, labels, seconds = page
     images = sorted(p.name for p in (out / "images").iterdir())
     assert len(images) == 160 * 5  # the image, then one overlay per method
-    assert images[:5] == ["0000.jpg", "0000_full.jpg", "0000_padim.jpg", "0000_patchcore.jpg", "0000_rd.jpg"]
+    assert images[:5] == ["0000_full.jpg", "0000_image.jpg", "0000_padim.jpg", "0000_patchcore.jpg", "0000_rd.jpg"]
     first = Image.open(out / "images" / "0000_full.jpg")
     assert first.format == "JPEG" and first.size == (gallery.THUMB, gallery.THUMB)
     assert sum(p.stat().st_size for p in (out / "images").iterdir()) < 15_000_000

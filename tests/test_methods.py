@@ -10,7 +10,7 @@ import pytest
 import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
-from pipeline_utils import TINY
+from pipeline_utils import THREADS, TINY
 from sklearn.neighbors import NearestNeighbors
 
 from frad.errors import ConfigError, TrainingError
@@ -20,7 +20,7 @@ from frad.padim import method as padim
 from frad.patchcore import method as patchcore
 from frad.rd import method as rd
 
-torch.set_num_threads(1)
+torch.set_num_threads(THREADS)
 
 
 def _maps(n: int, channels: dict[int, int], grid: int, seed: int, noise: float = 1.0) -> dict[int, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""A new comparison method is one package and one registry line (README, "A new comparison method"): in a copy of
+"""A new comparison method is one package and one registry line (docs/new-method.md): in a copy of
 the project, a toy method ``frad/toy/`` (settings in ``__init__.py``, code in ``method.py``) plus its line in
 ``frad.methods.METHODS`` is validated at load, staged by the ``compare`` family with exact code deps, reported in
 Tables 1-2 and metrics.json, and plotted."""
@@ -102,12 +102,14 @@ def test_a_toy_method_is_validated_staged_reported_and_plotted(tmp_path):
     score = json.loads((ws / "data/scores/tile/toy/seed0.json").read_text())
     assert score["config"] == {"scale": 2.0, "seed": 0, "layers": [3]} and 0 <= score["image_auroc"] <= 1
     tables = (ws / "reports/tables.md").read_text()
-    assert "Toy ours" in tables and "PaDiM ours" in tables
+    assert "Toy image / pixel" in tables and "PaDiM image / pixel" in tables  # synthetic data: no paper column
     metrics = json.loads((ws / "reports/metrics.json").read_text())
     assert set(metrics["methods"]) == {"padim", "toy"}
     assert metrics["methods"]["toy"]["image_auroc"] == pytest.approx(score["image_auroc"])
     roc = json.loads((ws / "reports/plots/image_roc/tile.json").read_text())
     assert {"full", "padim", "toy"} <= {row["method"] for row in roc}
+    page = (ws / "reports/gallery/tile/index.html").read_text()
+    assert 'data-method="toy"' in page and (ws / "reports/gallery/tile/images/0000_toy.jpg").is_file()
 
     # one method's settings rerun that method's items and the reports only
     set_toy(ws, {"scale": 3.0})

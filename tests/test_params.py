@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_utils import BASE, DELETE, TINY, changed, env
+from pipeline_utils import BASE, DELETE, THREADS, TINY, changed, env
 
 from frad.errors import ConfigError
 from pipeline.params import load_params, validate_params
@@ -420,7 +420,7 @@ def one_torch_thread():
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     yield
     torch.set_num_threads(threads)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from pipeline_utils import DELETE, changed
+from pipeline_utils import DELETE, THREADS, changed
 
 from frad.errors import ConfigError, DataError
 from frad.evaluation.curves import CURVES, compute_curves
@@ -777,7 +777,7 @@ def test_run_and_command_line(scores: Path, tmp_path: Path):
 
     (scores / "cable" / "full" / "seed0.json").unlink()
     out2 = tmp_path / "reports2"
-    env = {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": str(THREADS)}
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.report", *args[:-4], "--out", str(out2)],
         cwd=PROJECT,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from pipeline_utils import env, status
+from pipeline_utils import copy_workspace, env, status
 
 pytestmark = pytest.mark.e2e
 
@@ -40,10 +41,11 @@ TOY = {
             "params": ["n"],
             "outs": ["c.txt"],
         },
-        # what a Dask nanny sets in its workers must not reach the stage commands (serial dvc.lock differs then)
+        # what a Dask nanny sets in its workers must not reach the stage commands (serial dvc.lock differs then),
+        # nor may the intra-op threads differ from a serial run's (the arithmetic would)
         "d": {
             "cmd": "python -c \"import os; open('d.txt','w').write(open('a.txt').read() + "
-            "' '.join(os.environ.get(k, '-') for k in ('PYTHONHASHSEED', 'MALLOC_TRIM_THRESHOLD_')))\"",
+            "' '.join(os.environ.get(k, '-') for k in ('PYTHONHASHSEED', 'MALLOC_TRIM_THRESHOLD_', 'OMP_NUM_THREADS')))\"",
             "deps": ["a.txt"],
             "outs": ["d.txt"],
         },
@@ -268,3 +270,23 @@ def test_dry_run_lists_stale_stages_critical_path_and_estimate(tmp_path):
     assert "critical path: a -> b@1 -> c = 115 s" in out.stdout
     assert "estimated wall time on 2 slot(s): 215 s" in out.stdout  # a; b@1 b@2; b@3 d; c
     assert not (ws / "dvc.lock").exists()
+
+
+def test_the_real_stages_under_the_runner_compute_to_the_last_bit_what_serial_computes(tiny_built, tmp_path):
+    """Features, a trained model and its maps, recomputed by `pipeline.run -j 2` from a serial run's workspace: the
+    same bytes (each stage keeps a serial run's threads; only idle threads wait differently), so dvc.lock is
+    unchanged and `dvc status` clean. With --threads-per-stage the thread count is the user's: dask_environ says so."""
+    from pipeline.run import dask_environ
+
+    ws = copy_workspace(tiny_built[0], tmp_path / "ws")
+    before = (ws / "dvc.lock").read_bytes()
+    shutil.rmtree(ws / "data" / "features" / "tile")
+    out = pipeline_run(ws, "-j", "2", "score@tile-full-0")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ran(out.stdout) == {"features@tile", "train@tile-full-0", "score@tile-full-0"}
+    assert (ws / "dvc.lock").read_bytes() == before and status(ws) == set()
+    timings = (ws / "reports" / "timings.md").read_text()
+    assert "| score@tile-full-0" in timings and "Runner cost per stage" in timings
+    assert dask_environ()["OMP_WAIT_POLICY"] == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+    assert dask_environ()["OMP_NUM_THREADS"] == os.environ.get("OMP_NUM_THREADS")
+    assert dask_environ(1)["OMP_NUM_THREADS"] == dask_environ(1)["MKL_NUM_THREADS"] == "1"

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pipeline_utils import THREADS
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +43,7 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(THREADS)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ") and "wall" not in line]
@@ -74,3 +77,16 @@ def test_time_stages_takes_a_list_of_methods():
     assert module.method_list("") == []
     with pytest.raises(argparse.ArgumentTypeError, match="drawn from padim,patchcore,rd"):
         module.method_list("padim,knn")
+
+
+@pytest.mark.e2e
+def test_check_metrics_recomputes_every_metric_with_sklearn_from_the_stored_maps(tiny_built):
+    """scripts/check_metrics.py on a finished run: every score item's metrics agree with scikit-learn's on its stored
+    maps to 1e-6, and metrics.json with the score files."""
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT / "scripts" / "check_metrics.py"), str(tiny_built[0]), "--tol", "1e-6"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "score items of" in proc.stdout and "pixel_f1max" in proc.stdout

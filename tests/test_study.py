@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from pipeline_utils import TINY, changed, dvc, env, repro, set_params, status
+from pipeline_utils import TINY, changed, copy_workspace, dvc, env, repro, set_params, status
 
 from frad.config import ModelConfig, TrainConfig
 from frad.errors import ConfigError, DataError
@@ -204,44 +204,37 @@ def test_training_curves_average_the_seeds(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- end to end with DVC
 
-STUDY = {
-    **TINY,
-    "train.seeds": [0, 1],
-    "train.epochs": 2,
-    "ablation.layers": [],
-    "compare.methods": ["patchcore"],
-    "choices.enabled": True,
-    "choices.categories": ["tile"],
-    "choices.changes": {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [1, 2, 3]}}},
-}
+CHANGES = {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [1, 2, 3]}}}
 
 
 @pytest.mark.slow
-def test_study_with_dvc_reference_equals_main_model_and_reruns_only_changed_items(tmp_path):
-    ws = make_workspace(tmp_path / "ws", STUDY)
+def test_study_with_dvc_reference_equals_main_model_and_reruns_only_changed_items(tiny_built, tmp_path):
+    """Switched on in a finished run: only the study's items and its report run (the main models are reused); the
+    reference entry reproduces the main model bit for bit; a changed entry reruns only its items."""
+    ws = copy_workspace(tiny_built[0], tmp_path / "ws")
+    set_params(ws, **{"choices.enabled": True, "choices.categories": ["tile"], "choices.changes": CHANGES})
     ran = repro(ws)
-    items = {f"choice@tile-{v}-{s}" for v in ("paper", "gfe-every-module") for s in (0, 1)}
-    assert items | {"choices_report"} <= ran
-    for s in (0, 1):
-        full = json.loads((ws / f"data/scores/tile/full/seed{s}.json").read_text())
-        ref = json.loads((ws / f"data/scores/tile/choice-paper/seed{s}.json").read_text())
-        assert [ref[m] for m in ("image_auroc", "pixel_auroc", "pro")] == [
-            full[m] for m in ("image_auroc", "pixel_auroc", "pro")
-        ]
-        history = torch.load(ws / f"data/models/tile/full/seed{s}.pt", weights_only=True)["history"]
-        assert [e["loss"] for e in ref["epochs"]] == [h["loss"] for h in history]
+    items = {f"choice@tile-{v}-0" for v in CHANGES}
+    assert ran == items | {"choices_report", "report", "gallery@tile"}  # report, gallery: data/scores changed
+    full = json.loads((ws / "data/scores/tile/full/seed0.json").read_text())
+    ref = json.loads((ws / "data/scores/tile/choice-paper/seed0.json").read_text())
+    assert [ref[m] for m in ("image_auroc", "pixel_auroc", "pro")] == [
+        full[m] for m in ("image_auroc", "pixel_auroc", "pro")
+    ]
+    history = torch.load(ws / "data/models/tile/full/seed0.pt", weights_only=True)["history"]
+    assert [e["loss"] for e in ref["epochs"]] == [h["loss"] for h in history]
     text = (ws / "reports/choices.md").read_text()
     assert "## tile" in text and "gfe-every-module" in text and "PatchCore (same harness)" in text
     rows = json.loads((ws / "reports/training/image_auroc/tile.json").read_text())
-    assert {r["method"] for r in rows} == {"paper", "gfe-every-module"} and {r["epoch"] for r in rows} == {1, 2}
+    assert {r["method"] for r in rows} == set(CHANGES) and {r["epoch"] for r in rows} == {1}
     html = dvc(ws, "plots", "show", "reports/training/loss", "-o", str(tmp_path / "plots"))
     assert html.returncode == 0 and (tmp_path / "plots/index.html").is_file()
 
     assert status(ws) == set()
     set_params(ws, **{"choices.changes": {"paper": {}, "gfe-every-module": {"model": {"gfe_modules": [2, 3]}}}})
-    assert status(ws) == {"choice@tile-gfe-every-module-0", "choice@tile-gfe-every-module-1", "choices_report"}
-    set_params(ws, **{"choices.changes": STUDY["choices.changes"], "choices.enabled": False})
+    assert status(ws) == {"choice@tile-gfe-every-module-0", "choices_report"}
+    set_params(ws, **{"choices.changes": CHANGES, "choices.enabled": False})
     assert status(ws) == items | {"choices_report"}
-    assert repro(ws) == items | {"choices_report", "report"}  # report reads data/scores, where the items live
+    assert repro(ws) == items | {"choices_report", "report", "gallery@tile"}  # they read data/scores, the items' home
     assert "The study is off" in (ws / "reports/choices.md").read_text()
     assert json.loads((ws / "data/scores/tile/choice-paper/seed0.json").read_text())["enabled"] is False

@@ -1,6 +1,7 @@
-"""Sweeps and a shared remote, read from DVC itself: queued experiments reuse the extracted dataset and the
-feature caches of the machine's DVC cache, and a second clone gets every result through a DVC remote by
-following the README section "More than one machine" verbatim."""
+"""Sweeps and a shared remote, read from DVC itself, on a second benchmark (VisA's layout, from a local copy of its
+archive): the reference run converts it and measures pixel metrics; queued experiments reuse the extracted dataset
+and the feature caches of the machine's DVC cache; a second clone gets every result through a DVC remote by
+following docs/parallel.md, section "More than one machine", verbatim."""
 
 from __future__ import annotations
 
@@ -11,28 +12,34 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline_utils import RUNNING, TINY, bash_blocks, dvc, env, repro, set_params, tiny_archive
+from pipeline_utils import RUNNING, TINY, bash_blocks, dvc, env, repro, set_params
+from visa_fixture import make_visa, visa_tar
 
 from pipeline.workspace import PROJECT, make_workspace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 QUEUE_TIMEOUT_S = 1200
+CAT = "capsules"
 
 
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory) -> tuple[Path, set[str]]:
-    """A committed reference run on a tiny local archive (data.source: archive), and the stages it ran."""
+    """A committed reference run on a tiny VisA archive (data.dataset: visa, data.source: archive), and the stages
+    it ran."""
     tmp = tmp_path_factory.mktemp("sweep")
-    archive, sha = tiny_archive(tmp)
+    archive = visa_tar(make_visa(tmp / "VisA"), tmp / "VisA_tiny.tar")
     ws = make_workspace(
         tmp / "ws",
         {
             **TINY,
+            "data.dataset": "visa",
             "data.source": "archive",
             "data.archive": str(archive),
-            "data.sha256": sha,
-            "data.categories": ["bottle"],
+            "data.sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+            "data.categories": [CAT],
             "data.textures": [],
+            "ablation.layers": [],
+            "compare.methods": [],
         },
     )
     ran = repro(ws)
@@ -67,9 +74,19 @@ def ssl_lambda(data: dict) -> float:
     return data["params"]["params.yaml"]["data"]["ssl"]["lambda"]
 
 
+def test_visa_runs_from_its_archive_with_pixel_metrics(reference_run):
+    ws, ran = reference_run
+    assert {"download", f"prepare@{CAT}", f"features@{CAT}", f"score@{CAT}-full-0", "report"} <= ran
+    score = json.loads((ws / f"data/scores/{CAT}/full/seed0.json").read_text())
+    assert score["n_test"] == 4 and score["n_defect"] == 2
+    assert all(0.0 <= score[m] <= 1.0 for m in ("image_auroc", "pixel_auroc", "pro", "pixel_ap", "pixel_f1max"))
+    tables = (ws / "reports/tables.md").read_text()
+    assert "# FRAD on VisA (no paper column)" in tables and "Multiple instances average" in tables
+
+
 def test_queued_sweep_extracts_once_and_computes_features_once(reference_run):
     ws, ran = reference_run
-    assert {"download", "features@bottle"} <= ran
+    assert {"download", f"features@{CAT}"} <= ran
     dvc(ws, "exp", "run", "--queue", "-S", "ssl.lambda=0.05,0.2")
     dvc(ws, "queue", "start", "-j", "2")
     deadline = time.monotonic() + QUEUE_TIMEOUT_S
@@ -84,8 +101,8 @@ def test_queued_sweep_extracts_once_and_computes_features_once(reference_run):
     logs = {name: dvc(ws, "queue", "logs", name).stdout for name in names}
     for name, log in logs.items():
         ran_there = set(RUNNING.findall(log))
-        assert "download" not in ran_there and "features@bottle" not in ran_there, (name, sorted(ran_there))
-        assert "train@bottle-full-0" in ran_there  # the swept key did rerun what depends on it
+        assert "download" not in ran_there and f"features@{CAT}" not in ran_there, (name, sorted(ran_there))
+        assert f"train@{CAT}-full-0" in ran_there  # the swept key did rerun what depends on it
     exps = experiments(ws)
     assert sorted(ssl_lambda(exps[n]) for n in names) == [0.05, 0.2]
     for name in names:
@@ -95,7 +112,7 @@ def test_queued_sweep_extracts_once_and_computes_features_once(reference_run):
 
 def test_second_clone_gets_every_result_following_the_readme(reference_run, tmp_path):
     ws, _ = reference_run
-    machine_a, machine_b = bash_blocks((PROJECT / "README.md").read_text(), "## More than one machine")
+    machine_a, machine_b = bash_blocks((PROJECT / "docs" / "parallel.md").read_text(), "## More than one machine")
     remote, git_url = tmp_path / "dvc-remote", tmp_path / "frad.git"
     git(tmp_path, "init", "-q", "--bare", str(git_url))
     git(ws, "remote", "add", "origin", str(git_url))
@@ -114,8 +131,8 @@ def test_second_clone_gets_every_result_following_the_readme(reference_run, tmp_
     assert not RUNNING.findall(b.stdout + b.stderr) and "is cached" not in b.stdout + b.stderr  # nothing reran
     assert (clone / "reports/metrics.json").read_text() == git(ws, "show", "HEAD:reports/metrics.json")  # A's commit
     # Outputs came from the remote, the dataset did not (data/raw is push: false).
-    assert (clone / "data/features/bottle").is_dir() and not (clone / "data/raw").exists()
-    raw_file = next((ws / "data/raw/mvtec_ad/bottle/train/good").iterdir())
+    assert (clone / f"data/features/{CAT}").is_dir() and not (clone / "data/raw").exists()
+    raw_file = next((ws / f"data/raw/visa/{CAT}/Data/Images/Normal").iterdir())
     md5 = hashlib.md5(raw_file.read_bytes()).hexdigest()
     assert not list(remote.rglob(md5[2:])), "a dataset file was pushed to the remote"
     # The experiment pushed by A is listed, with its metrics, in B.

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import torch
+from pipeline_utils import THREADS
 
 from frad.backbone import load_backbone
 from frad.cache import FeatureCache, build_feature_cache
@@ -65,7 +66,7 @@ def _evaluate(model, cache, channels, sigma=4.0):
 
 @pytest.mark.parametrize("category", ["tile", "bottle"])
 def test_training_detects_synthetic_defects(synthetic_caches, category):
-    torch.set_num_threads(1)  # small nets: one thread avoids OpenMP contention on 2-core machines
+    torch.set_num_threads(THREADS)  # small nets: one thread avoids OpenMP contention on 2-core machines
     cache = synthetic_caches[category]
     t0 = time.time()
     result = train_model(
@@ -83,7 +84,7 @@ def test_training_detects_synthetic_defects(synthetic_caches, category):
 
 
 def _short_run(cache, seed, epochs=2, **kw):
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     cfg = TrainConfig(epochs=epochs, batch_size=8, ssl_grid=2, seed=seed, device="cpu", **kw)
     return train_model(cache.layers("train", LAYERS), 32, ModelConfig(32, (16, 16, 16), True, 2), cfg, progress=False)
 
@@ -199,7 +200,7 @@ def test_real_bottle_with_efficientnet_lite0(bottle_root, tmp_path):
     )
     t_feat = time.time() - t0
     cache = FeatureCache(tmp_path / "fc")
-    torch.set_num_threads(1)
+    torch.set_num_threads(THREADS)
     t0 = time.time()
     result = train_model(
         cache.layers("train", LAYERS),

@@ -54,7 +54,7 @@ __all__ = [
 
 ERRORS = {"pro": "pro_error", "pixel_ap": "pixel_ap_error", "pixel_f1max": "pixel_f1max_error"}
 """Metrics computed on the threshold grid -> their per-resample error bound in :func:`replicates`."""
-GRID = 2048  # PRO grid thresholds per class: error bound ~1e-4 on MVTec-size sets (measured, README)
+GRID = 2048  # grid thresholds per class (AU-PRO, pixel AP and F1-max): each states its error bound (docs/intervals.md)
 _COARSE = 64  # extra normal-score thresholds beyond twice the FPR limit, down to the minimum (any resample fits)
 _CHUNK = 256  # resamples evaluated at once (bounds the (chunk, grid) temporaries)
 
