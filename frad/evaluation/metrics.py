@@ -385,7 +385,7 @@ def au_pro_sorted(
 # ----------------------------------------------------------------------------------------------
 def _count_below(parts: Sequence[np.ndarray], queries: np.ndarray) -> np.ndarray:
     """``#(values < q)`` over all sorted ``parts`` for each query, as int64."""
-    count = lambda part: (lambda: np.searchsorted(part, queries, side="left").astype(np.int64))  # noqa: E731
+    count = lambda part: lambda: np.searchsorted(part, queries, side="left").astype(np.int64)  # noqa: E731
     return np.sum(_run_all([count(p) for p in parts], parallel=len(parts) > 1), axis=0, dtype=np.int64)
 
 
