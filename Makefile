@@ -22,10 +22,10 @@ demo: setup           ## offline quick demo: synthetic data, EfficientNet-Lite0 
 test: setup           ## what CI runs: lint, format check, the whole suite on every core, then its 10 slowest tests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n auto --durations=10
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n auto --dist loadgroup --durations=10
 
 test-fast: setup      ## the fast unit tests only: no end-to-end pipeline or training runs (pytest marker e2e)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n auto -m "not e2e"
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n auto --dist loadgroup -m "not e2e"
 
 check-links: setup    ## which download URLs answer: every dataset mirror, the backbone weights (offline: says so)
 	$(PY) -m pipeline.download --check

@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             ap.error(f"--set wants key=value, got {item!r}")
         overrides[key] = yaml.safe_load(value)
+    overrides["compare.methods"] = list(args.methods)  # the gallery draws exactly the methods timed
     category = overrides["data.categories"][0]
     if args.choices:
         overrides.setdefault("choices.enabled", True)
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         ("train", [category, args.variant, "0"]),
         ("score", [category, args.variant, "0"]),
         *(("compare", [method, category, "0"]) for method in args.methods),
+        ("gallery", [category]),
         *(("choice", [category, name, "0"]) for name in args.choices),
     ]
     rows = []

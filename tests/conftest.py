@@ -31,6 +31,25 @@ def bottle_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bottle_features(tmp_path_factory) -> Path:
+    """The real MVTec AD bottle through EfficientNet-Lite0 (ImageNet weights, layers 1-3, 256²): one feature cache
+    per test process for the tests on real data (they are grouped on one worker: xdist_group "bottle")."""
+    if not (SHARED_MVTEC / "bottle" / "train" / "good").is_dir():
+        pytest.skip(f"real MVTec AD bottle data not found at {SHARED_MVTEC}/bottle (../shared is absent)")
+    from frad.backbone import load_backbone
+    from frad.cache import build_feature_cache
+    from frad.datasets.layout import index_category
+    from frad.datasets.preprocess import Resize
+
+    backbone = load_backbone("tf_efficientnet_lite0", "imagenet", layers=[1, 2, 3])
+    out = tmp_path_factory.mktemp("bottle") / "features"
+    build_feature_cache(
+        index_category(SHARED_MVTEC, "bottle"), backbone, out, resize=Resize(256), weights="imagenet", progress=False
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_built(tmp_path_factory) -> tuple[Path, set[str]]:
     """The tiny synthetic pipeline (pipeline_utils.TINY) after one clean `dvc repro`, and the stages that ran:
     built once per test process (each xdist worker that needs it) and only ever copied

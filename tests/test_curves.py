@@ -188,6 +188,7 @@ def test_dvc_plots_draw_one_plot_per_category_and_curve_with_one_line_per_method
     write_reports()  # the workspace now differs from HEAD
     shown = json.loads(dvc(ws, "plots", "diff", "HEAD", "--json").stdout)["data"]
     study = {"reports/training/image_auroc", "reports/training/loss"}  # the study's curves: not written here
+    study |= {k for k in shown if k.startswith("reports/gallery/")}  # the gallery's thumbnails: not written either
     intervals = "reports/plots/intervals/image_auroc.json"
     assert set(shown) - study == {f"reports/plots/{n}/{c}.json" for n in CURVES for c in ("bottle", "tile")} | {
         intervals
@@ -207,8 +208,9 @@ def test_dvc_plots_draw_one_plot_per_category_and_curve_with_one_line_per_method
         spec, name = plot["content"], path.split("/")[2]
         enc = spec["encoding"]
         assert enc["color"]["field"] == "method" and enc["strokeDash"]["field"] == "rev"
-        assert (enc["x"]["field"], enc["y"]["field"]) == ("fpr", CURVES[name])
-        assert "false positive rate" in enc["x"]["title"] and spec["title"]["text"]
+        assert (enc["x"]["field"], enc["y"]["field"]) == CURVES[name]
+        assert ("false positive rate" if name.endswith(("roc", "pro")) else "recall") in enc["x"]["title"]
+        assert spec["title"]["text"]
         values = spec["data"]["values"]
         assert {v["method"] for v in values} == {"full", "padim"}
         assert {v["rev"] for v in values} == {"HEAD", "workspace"} and len(plot["revisions"]) == 2

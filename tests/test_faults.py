@@ -175,10 +175,11 @@ def failing_stages(tmp_path_factory):
     """Set up every failing-stage case, start all their commands at once, and hand back the running processes."""
     base = tmp_path_factory.mktemp("fail")
     cases: dict[str, dict] = {}
-    for case in DATASET_CASES:  # data.source: folder -> a broken MVTec-layout root built here
+    for case in DATASET_CASES:  # data.source: folder -> a broken MVTec-layout root of your own data built here
         root = base / case / "mvtec"
         arg, needles = _break(case, _category(root))
-        ws = make_workspace(base / case / "ws", {**TINY, "data.source": "folder", "data.root": str(root)}, git=False)
+        folder = {"data.dataset": "custom", "data.source": "folder", "data.root": str(root)}
+        ws = make_workspace(base / case / "ws", {**TINY, **folder}, git=False)
         cases[case] = {
             "ws": ws,
             "cmd": stage_cmd("pipeline.prepare", arg),
@@ -260,7 +261,8 @@ def test_grayscale_category_goes_through_features_like_its_rgb_copy(tmp_path, mo
         g.save(path)
         g.convert("RGB").save(rgb / path.relative_to(gray))
     assert {Image.open(p).mode for p in images} == {"L"}
-    ws = make_workspace(tmp_path / "ws", {**TINY, "data.source": "folder", "data.root": str(root)}, git=False)
+    folder = {"data.dataset": "custom", "data.source": "folder", "data.root": str(root)}
+    ws = make_workspace(tmp_path / "ws", {**TINY, **folder}, git=False)
     monkeypatch.chdir(ws)
     params = load_params()
     for cat in (CAT, "tile_rgb"):

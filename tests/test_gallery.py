@@ -118,6 +118,12 @@ def test_the_page_opens_from_the_file_system_sorts_filters_and_switches_methods(
         after = driver.execute_script("return document.querySelector('img.overlay').getAttribute('src')")
         assert before.endswith("_full.jpg") and after.endswith("_rd.jpg") and _visible(driver) == 160
         assert "RD" in driver.find_element("id", "about").text
+        for _ in range(100):  # the first cards' thumbnails decoded (they load lazily)
+            if driver.execute_script(
+                "return [...document.images].slice(0, 6).every(i => i.complete && i.naturalWidth)"
+            ):
+                break
+            time.sleep(0.05)
         shot = np.asarray(Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("L"), dtype=float)
         assert shot.std() > 20 and (shot < 128).mean() > 0.05  # thumbnails drawn, not a blank page
         assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -385,24 +385,13 @@ def test_configs_name_the_bad_key(make, key):
 
 
 @pytest.mark.slow
-def test_padim_and_patchcore_on_real_bottle(bottle_root, tmp_path):
+@pytest.mark.xdist_group("bottle")
+def test_padim_and_patchcore_on_real_bottle(bottle_features):
     """Real MVTec AD bottle with EfficientNet-Lite0 ImageNet features (small settings, CPU)."""
-    from frad.backbone import load_backbone
-    from frad.cache import FeatureCache, build_feature_cache
-    from frad.datasets.layout import index_category
-    from frad.datasets.preprocess import Resize
+    from frad.cache import FeatureCache
     from frad.evaluation import metrics
 
-    backbone = load_backbone("tf_efficientnet_lite0", "imagenet", layers=[1, 2, 3])
-    build_feature_cache(
-        index_category(bottle_root, "bottle"),
-        backbone,
-        tmp_path / "fc",
-        resize=Resize(256),
-        weights="imagenet",
-        progress=False,
-    )
-    cache = FeatureCache(tmp_path / "fc")
+    cache = FeatureCache(bottle_features)
     for module, cfg, floor in (
         (padim, padim.PadimConfig(), 0.97),
         (patchcore, patchcore.PatchcoreConfig(coreset=0.01), 0.98),

@@ -56,6 +56,7 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
         "compare padim bottle 0",
         "compare patchcore bottle 0",
         "compare rd bottle 0",
+        "gallery bottle",
         "choice bottle defaults 0",
     ]
     assert all(float(r[1]) > 0 and r[2].strip() == "0" for r in table)
@@ -67,6 +68,7 @@ def test_time_stages_runs_the_real_stages_of_one_category(tmp_path):
         assert needle in phases[method] and "score_s" in phases[method], phases
     study = json.loads((tmp_path / "ws" / "data" / "scores" / "bottle" / "choice-defaults" / "seed0.json").read_text())
     assert [e["epoch"] for e in study["epochs"]] == [1]  # the study item trained (time_stages turns the study on)
+    assert (tmp_path / "ws" / "reports" / "gallery" / "bottle" / "index.html").is_file()
 
 
 def test_time_stages_takes_a_list_of_methods():

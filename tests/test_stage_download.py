@@ -174,4 +174,4 @@ def test_link_check_names_every_url_with_its_answer_and_fails_without_a_serving_
     assert lines[2].startswith("FAIL  visa") and "no answer within 2 s" in lines[2]
     assert "weights wide_resnet50_2" in lines[3] and "wide_resnet50_2-95faca4d.pth" in lines[3]
     assert "no mirror serves the VisA archive" in proc.stdout and "MVTec AD archive" not in proc.stdout
-    assert took < 15
+    assert took < 30  # imports (torch, torchvision for the weights URL) plus one 2-s timeout, on a busy machine

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -88,7 +89,16 @@ def test_queued_sweep_extracts_once_and_computes_features_once(reference_run):
     ws, ran = reference_run
     assert {"download", f"features@{CAT}"} <= ran
     dvc(ws, "exp", "run", "--queue", "-S", "ssl.lambda=0.05,0.2")
-    dvc(ws, "queue", "start", "-j", "2")
+    # the queue's workers are daemons: they must not hold our pipes (a read to EOF would wait for them to exit)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "queue", "start", "-j", "2"],
+        cwd=ws,
+        env=env(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
     deadline = time.monotonic() + QUEUE_TIMEOUT_S
     while True:
         table = dvc(ws, "queue", "status").stdout
@@ -96,6 +106,15 @@ def test_queued_sweep_extracts_once_and_computes_features_once(reference_run):
             break
         assert time.monotonic() < deadline, f"queue still busy after {QUEUE_TIMEOUT_S} s:\n{table}"
         time.sleep(3)
+    stop = subprocess.run(
+        [sys.executable, "-m", "dvc", "queue", "stop"],
+        cwd=ws,
+        env=env(),
+        timeout=120,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # an idle worker may linger
+    assert stop.returncode == 0
     names = [line.split()[1] for line in table.splitlines() if line.split()[2:] and "Success" in line]
     assert len(names) == 2, table
     logs = {name: dvc(ws, "queue", "logs", name).stdout for name in names}
