@@ -185,6 +185,9 @@ def run_metrics_benchmark(
     k = min(BOTTLE, n)
     t = timed(lambda: intervals_of_one_category(maps[:k], masks[:k]), repeat)
     intervals, t_iv, c_iv = t.out, t.wall, t.cpu
+    rss_ap = _peak_rss_of(lambda: (pixel_ap(maps, masks), pixel_f1max(maps, masks)))
+    rss_one = _peak_rss_of(lambda: score_set(maps, masks, scores, labels).metrics(0.3))
+    rss_iv = _peak_rss_of(intervals_of_one_category, maps[:k], masks[:k])
     t = timed(lambda: classic_au_pro(maps, masks, 0.3, classic_thresholds))
     pro_classic, t_classic, c_classic = t.out, t.wall, t.cpu
     out: dict[str, Any] = {
@@ -221,6 +224,9 @@ def run_metrics_benchmark(
         "rss_data_mib": rss_data,
         "peak_rss_au_pro_mib": rss_pro,
         "peak_rss_pixel_auroc_mib": rss_pix,
+        "peak_rss_ap_f1_mib": rss_ap,
+        "peak_rss_one_pass_mib": rss_one,
+        "peak_rss_intervals_mib": rss_iv,
         "load_average_1min": os.getloadavg()[0],
         "cpus": len(os.sched_getaffinity(0)),
     }

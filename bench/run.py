@@ -361,6 +361,8 @@ class Runner:
             if res is not None:
                 row.time_s = res[key]
                 row.throughput = maps_n / row.time_s
+                row.peak_mib = res[f"peak_rss_{key.removesuffix('_s')}_mib"]
+                row.delta_mib = row.peak_mib - res["rss_job_start_mib"]
                 cpu = res[key.replace("_s", "_cpu_s")]
                 parts = (
                     what,

@@ -71,7 +71,7 @@ def test_quick_benchmark_writes_a_complete_table(tmp_path):
         + ["scoring"]
         + ["compare"] * 3
         + ["coreset"]
-        + ["metrics"] * 3
+        + ["metrics"] * 6  # AU-PRO, pixel AUROC, their sum, pixel AP + F1-max, all seven in one pass, intervals
     )
     variants = " | ".join(v for s, v in labels if s == "backbone")
     for v in (
@@ -106,7 +106,7 @@ def test_only_runs_the_named_row_groups(tmp_path, capsys):
     code = bench_main(["--quick", "--device", "cpu", "--only", "training,metrics", "--no-isolate", "--out", str(out)])
     assert code == 0
     stages = [line.split("|")[1].strip() for line in out.read_text().splitlines() if line.startswith("|")][2:]
-    assert stages == ["training"] * 2 + ["metrics"] * 3  # CPU: default and tuned malloc
+    assert stages == ["training"] * 2 + ["metrics"] * 6  # CPU: default and tuned malloc; six metrics rows
     with pytest.raises(SystemExit) as err:
         parse_args(["--only", "training,speed"])
     assert err.value.code == 2

@@ -64,7 +64,7 @@ def test_a_package_stage_runs_its_init_and_main():
 
 
 def test_every_stage_module_is_a_stage(dvc_stages):
-    """Each pipeline module with a main() is run by some stage (or is the demo or the parallel runner)."""
+    """Each pipeline module with a main() is run by some stage (or is the demo, the deps generator, the parallel runner or the timing table)."""
     run = {cmd.split()[2] for _, cmd, _ in dvc_stages}
     stage_like = {
         f"pipeline.{p.stem if p.stem != '__main__' else p.parent.name}"
@@ -72,7 +72,7 @@ def test_every_stage_module_is_a_stage(dvc_stages):
         if "def main(" in p.read_text() or "main = stage_main" in p.read_text()
     }
     assert "pipeline.report" in stage_like  # a package stage: its __main__.py
-    assert stage_like - run <= {"pipeline.demo", "pipeline.deps", "pipeline.run"}
+    assert stage_like - run <= {"pipeline.demo", "pipeline.deps", "pipeline.run", "pipeline.timings"}
 
 
 def test_committed_dvc_yaml_holds_the_generated_code_deps():

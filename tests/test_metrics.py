@@ -5,16 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from frad.evaluation import metrics
 from frad.evaluation.metrics import (
     UndefinedMetricError,
     au_pro,
+    image_ap,
     image_auroc,
+    image_f1max,
+    pixel_ap,
     pixel_auroc,
+    pixel_f1max,
     try_metric,
 )
+from frad.evaluation.scoreset import METRICS, score_set
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,6 +273,69 @@ def test_image_auroc_matches_sklearn(seed):
 
 
 # ----------------------------------------------------------------------------------------------
+# Average precision and F1-max
+# ----------------------------------------------------------------------------------------------
+def sklearn_f1max(y, s) -> tuple[float, float]:
+    """The largest F1 over precision_recall_curve, and its threshold (argmax: the lowest of equal maxima)."""
+    precision, recall, thresholds = precision_recall_curve(y, s)
+    f1 = np.divide(
+        2 * precision * recall, precision + recall, out=np.zeros_like(precision), where=precision + recall > 0
+    )
+    best = int(np.argmax(f1[:-1]))  # the last point (recall 0, precision 1) has no threshold
+    return float(f1[best]), float(thresholds[best])
+
+
+def test_ap_and_f1max_by_hand():
+    # descending: 0.9 (+), 0.8 (-), 0.7 (+): AP = 1/2 * 1 + 1/2 * 2/3; F1 at 0.7 = 2*2/(2+1+2) = 0.8
+    assert image_ap([0.9, 0.8, 0.7, 0.1], [1, 0, 1, 0]) == pytest.approx(0.5 + 1 / 3)
+    assert image_f1max([0.9, 0.8, 0.7, 0.1], [1, 0, 1, 0]) == (pytest.approx(0.8), 0.7)
+    assert image_ap([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 0]) == 0.5  # one tie: one threshold, precision 1/2
+    assert image_f1max([0.5, 0.5], [1, 0]) == (pytest.approx(2 / 3), 0.5)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_image_ap_and_f1max_match_sklearn_ties_included(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    levels = [None, 2, 5, 40][seed % 4]
+    scores = rng.random(n) if levels is None else rng.integers(0, levels, n).astype(np.float64)
+    labels = rng.random(n) < rng.uniform(0.05, 0.95)
+    labels[0], labels[1] = True, False
+    assert image_ap(scores, labels) == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+    f1, threshold = image_f1max(scores, labels)
+    ref_f1, ref_threshold = sklearn_f1max(labels, scores)
+    assert f1 == pytest.approx(ref_f1, abs=1e-12) and threshold == ref_threshold
+
+
+@pytest.mark.parametrize("levels", [None, 2, 7, 300])
+def test_pixel_ap_and_f1max_match_sklearn_on_small_and_large_maps(levels, workers):
+    rng = np.random.default_rng(levels or 3)
+    for n, h, w in [(1, 3, 4), (4, 17, 9), (12, 96, 96)]:  # the last: 110,592 pixels
+        maps, masks = random_case(rng, n, h, w, levels=levels)
+        maps = (maps / 3).astype(np.float32)
+        assert pixel_ap(maps, masks) == pytest.approx(average_precision_score(masks.ravel(), maps.ravel()), abs=1e-12)
+        f1, threshold = pixel_f1max(maps, masks)
+        ref_f1, ref_threshold = sklearn_f1max(masks.ravel(), maps.ravel())
+        assert f1 == pytest.approx(ref_f1, abs=1e-12) and threshold == ref_threshold
+
+
+@pytest.mark.parametrize("levels", [None, 4, 60])
+def test_the_one_pass_gives_what_each_reference_metric_gives(levels, workers):
+    """frad.evaluation.scoreset (what the score stages run) against frad.evaluation.metrics, metric by metric,
+    with and without masks."""
+    rng = np.random.default_rng(levels or 5)
+    maps, masks = random_case(rng, 10, 40, 30, levels=levels)
+    scores = maps.reshape(10, -1).max(axis=1)
+    labels = np.arange(10) % 3 == 0
+    for m in (masks, None):
+        ours, ref = score_set(maps, m, scores, labels).metrics(0.3), metrics.measure(maps, scores, labels, m, 0.3)
+        for key in (*METRICS, "image_f1max_threshold", "pixel_f1max_threshold"):
+            assert (ours[key] is None) == (ref[key] is None), key
+            assert ours[key] is None or ours[key] == pytest.approx(ref[key], abs=1e-12), key
+        assert set(ours["undefined"]) == set(ref["undefined"])
+
+
+# ----------------------------------------------------------------------------------------------
 # Undefined metrics and validation
 # ----------------------------------------------------------------------------------------------
 def test_undefined_metrics_raise_and_try_metric_reports():
@@ -342,3 +410,15 @@ def test_bench_metrics_small_run(capsys):
     assert abs(out["classic_au_pro"] - out["au_pro"]) < 0.05  # 100 thresholds approximate it
     assert out["speedup"] > 0 and out["peak_rss_au_pro_mib"] >= out["rss_data_mib"] > 0
     assert "classic AU-PRO (100 thresholds)" in capsys.readouterr().out
+
+
+def test_ap_and_f1max_are_undefined_without_both_classes():
+    maps = np.random.default_rng(1).random((2, 4, 4))
+    for fn, args, needle in (
+        (image_ap, ([0.1, 0.2], [0, 0]), "all test images are normal"),
+        (image_f1max, ([0.1, 0.2], [1, 1]), "all test images are anomalous"),
+        (pixel_ap, (maps, np.zeros(maps.shape, bool)), "no defect pixels"),
+        (pixel_f1max, (maps, np.ones(maps.shape, bool)), "no normal pixels"),
+    ):
+        with pytest.raises(UndefinedMetricError, match=needle):
+            fn(*args)

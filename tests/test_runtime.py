@@ -22,7 +22,7 @@ from frad.config import ModelConfig
 from frad.train import train_model
 from frad.config import TrainConfig
 print("applied", tune_malloc(), tune_malloc())  # idempotent
-torch.set_num_threads(THREADS)
+torch.set_num_threads(1)
 g = torch.Generator().manual_seed(0)
 maps = {2: torch.randn(20, 24, 16, 16, generator=g).half(), 3: torch.randn(20, 40, 8, 8, generator=g).half()}
 r = train_model(maps, 32, ModelConfig(32, (16, 16, 16), True, 2), TrainConfig(epochs=3, batch_size=8, device="cpu"),
