@@ -62,8 +62,29 @@ def tiny_built(tmp_path_factory) -> tuple[Path, set[str]]:
     return ws, repro(ws)
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+SHARED_BUILDS = {"tiny_built": "tiny", "bottle_features": "bottle"}
+"""Session fixtures worth building once: their tests run on one xdist worker (`--dist loadgroup`)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects and before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slow") is not None and item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.e2e)
+        groups = {SHARED_BUILDS[f] for f in getattr(item, "fixturenames", ()) if f in SHARED_BUILDS}
+        if groups and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("_".join(sorted(groups))))
+
+
+@pytest.hookimpl(trylast=True)  # after xdist has named each item's group
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under `--dist loadgroup` a grouped test's id ends in @group; if not, the groups were silently ignored (pytest
+    9.2 with xdist 3.8: pytest-xdist#1386) and every worker would build every shared fixture."""
+    if not session.config.getvalue("loadgroup"):
+        return
+    lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"--dist loadgroup did not group {lost[0]} (and {len(lost) - 1} more): pytest-xdist ignores xdist_group "
+            "with this pytest; install the pytest pinned in pyproject.toml"
+        )

@@ -18,7 +18,7 @@ from visa_fixture import make_visa, visa_tar
 
 from pipeline.workspace import PROJECT, make_workspace
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("sweeps")]  # one reference run
 QUEUE_TIMEOUT_S = 1200
 CAT = "capsules"
 
