@@ -76,11 +76,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("_".join(sorted(groups))))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Say it in one line, before any worker starts, where the collection guard below would only crash a worker."""
+    major_minor = tuple(int(p) for p in pytest.__version__.split(".")[:2])
+    if not hasattr(config, "workerinput") and config.getoption("dist", "no") == "loadgroup" and major_minor >= (9, 2):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} silently breaks xdist's --dist loadgroup (pytest-xdist#1386): "
+            "install the pytest pinned in pyproject.toml (make setup)"
+        )
+
+
 @pytest.hookimpl(trylast=True)  # after xdist has named each item's group
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Under `--dist loadgroup` a grouped test's id ends in @group; if not, the groups were silently ignored (pytest
     9.2 with xdist 3.8: pytest-xdist#1386) and every worker would build every shared fixture."""
-    if not session.config.getvalue("loadgroup"):
+    if not getattr(session.config.option, "loadgroup", False):  # set on xdist workers only
         return
     lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
     if lost:

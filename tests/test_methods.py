@@ -336,15 +336,19 @@ def test_every_registered_method_has_small_test_settings():
     assert {f"compare.{name}" for name in REGISTRY} <= set(TINY)
 
 
-@pytest.mark.parametrize("case", sorted(FIT_CASES))
-def test_fit_and_score_returns_one_deterministic_map_per_test_image(case):
+def _fit_synthetic(case: str):
+    """FIT_CASES[case] fitted on the synthetic maps and scored on their three test images (32², σ = 1)."""
     name, change = FIT_CASES[case]
     method = REGISTRY[name]
     cfg = method.make_config({**TINY[f"compare.{name}"], **change}, seed=0)
     train, test = _synthetic({1: 8, 2: 12, 3: 16}, n_train=16)
     train, test = {l: train[l] for l in cfg.layers}, {l: test[l] for l in cfg.layers}
-    res = method.fit_and_score(train, test, cfg, image_size=32, sigma=1.0, batch_size=2)
-    again = method.fit_and_score(train, test, cfg, image_size=32, sigma=1.0, batch_size=2)
+    return method.fit_and_score(train, test, cfg, image_size=32, sigma=1.0, batch_size=2)
+
+
+@pytest.mark.parametrize("case", sorted(FIT_CASES))
+def test_fit_and_score_returns_one_deterministic_map_per_test_image(case):
+    res, again = _fit_synthetic(case), _fit_synthetic(case)
     assert res.maps.shape == (3, 32, 32) and res.maps.dtype == torch.float32 and res.image_scores.shape == (3,)
     assert torch.isfinite(res.maps).all() and np.isfinite(res.image_scores).all()
     assert torch.equal(res.maps, again.maps) and np.array_equal(res.image_scores, again.image_scores)
@@ -354,12 +358,7 @@ def test_fit_and_score_returns_one_deterministic_map_per_test_image(case):
 def test_fit_and_score_finds_the_out_of_distribution_patch(case):
     """Methods without a trained network (a trained one is tested with fixed weights, as RD above): the patch is
     4x the noise off the normal pattern at every layer, so the peak and the margin hold by construction."""
-    name, change = FIT_CASES[case]
-    method = REGISTRY[name]
-    cfg = method.make_config({**TINY[f"compare.{name}"], **change}, seed=0)
-    train, test = _synthetic({1: 8, 2: 12, 3: 16}, n_train=16)
-    train, test = {l: train[l] for l in cfg.layers}, {l: test[l] for l in cfg.layers}
-    res = method.fit_and_score(train, test, cfg, image_size=32, sigma=1.0, batch_size=2)
+    res = _fit_synthetic(case)
     assert _peak_in_region(res.maps, 32), case
     assert res.image_scores[-1] > 2.0 * res.image_scores[:-1].max(), case
 
