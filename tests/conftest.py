@@ -33,7 +33,7 @@ def bottle_root() -> Path:
 @pytest.fixture(scope="session")
 def bottle_features(tmp_path_factory) -> Path:
     """The real MVTec AD bottle through EfficientNet-Lite0 (ImageNet weights, layers 1-3, 256²): one feature cache
-    per test process for the tests on real data (they are grouped on one worker: xdist_group "bottle")."""
+    per test process for the tests on real data (conftest groups them on one worker: SHARED_BUILDS)."""
     if not (SHARED_MVTEC / "bottle" / "train" / "good").is_dir():
         pytest.skip(f"real MVTec AD bottle data not found at {SHARED_MVTEC}/bottle (../shared is absent)")
     from frad.backbone import load_backbone

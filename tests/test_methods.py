@@ -384,7 +384,6 @@ def test_configs_name_the_bad_key(make, key):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("bottle")
 def test_padim_and_patchcore_on_real_bottle(bottle_features):
     """Real MVTec AD bottle with EfficientNet-Lite0 ImageNet features (small settings, CPU)."""
     from frad.cache import FeatureCache

@@ -186,7 +186,6 @@ def test_anomaly_map_is_upsampled_blurred_cosine_distance_and_score_is_max():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("bottle")
 def test_real_bottle_with_efficientnet_lite0(bottle_features):
     """Done-when of the library issue: real MVTec AD bottle, real ImageNet weights, CPU, small settings."""
     cache = FeatureCache(bottle_features)
