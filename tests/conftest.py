@@ -66,12 +66,24 @@ SHARED_BUILDS = {"tiny_built": "tiny", "bottle_features": "bottle"}
 """Session fixtures worth building once: their tests run on one xdist worker (`--dist loadgroup`)."""
 
 
+def _shared_builds(item: pytest.Item) -> set[str]:
+    """The groups of what ``item`` shares with other tests: a session fixture of SHARED_BUILDS, or any fixture of its
+    own test module with module scope (built once per worker that runs one of the module's tests: one worker)."""
+    groups = set()
+    for name, defs in item._fixtureinfo.name2fixturedefs.items():
+        if name in SHARED_BUILDS:
+            groups.add(SHARED_BUILDS[name])
+        elif defs[-1].scope == "module" and getattr(defs[-1].func, "__module__", None) == item.module.__name__:
+            groups.add(item.module.__name__)
+    return groups
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects and before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("slow") is not None and item.get_closest_marker("e2e") is None:
             item.add_marker(pytest.mark.e2e)
-        groups = {SHARED_BUILDS[f] for f in getattr(item, "fixturenames", ()) if f in SHARED_BUILDS}
+        groups = _shared_builds(item) if isinstance(item, pytest.Function) else set()
         if groups and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("_".join(sorted(groups))))
 
