@@ -116,20 +116,18 @@ def test_adding_a_category_adds_only_its_stages(ws):
 
 
 def test_one_methods_params_rerun_only_that_method(ws):
+    """Read from `dvc status`: that method's items only (the reports and the gallery follow its new scores, as the
+    λ test's `dvc exp run` shows)."""
     set_params(ws, **{"compare.patchcore.coreset": 0.25})
     assert status(ws) == stages([], CATS, {"compare": ["patchcore"]})
-    assert repro(ws) == stages([*REPORTS, "gallery@tile"], CATS, {"compare": ["patchcore"]})
 
 
 def test_adding_a_seed_runs_only_that_seed(ws):
+    """Read from `dvc status`: every item of the new seed and the stages that read all seeds, nothing of seed 0 and
+    no features (what the report makes of several seeds: tests/test_report.py's seed tests)."""
     set_params(ws, **{"train.seeds": [0, 1]})
     seed1 = stages([], CATS, {**ALL_TRAIN, **ALL_SCORE}, seeds=(1,))
-    assert status(ws) == seed1 | set(REPORTS) | {"gallery@tile"}  # nothing of seed 0, no features
-    assert repro(ws) == seed1 | set(REPORTS) | {"gallery@tile"}
-    tables = (ws / "reports" / "tables.md").read_text()
-    assert "±" in tables and "Seeds: 0, 1" in tables
-    metrics = json.loads((ws / "reports" / "metrics.json").read_text())
-    assert metrics["seeds"] == 2 and set(metrics["std"]) == set(ALL_METRICS)
+    assert status(ws) == seed1 | set(REPORTS) | {"gallery@tile"}
 
 
 def _edited(ws, rel: str):
