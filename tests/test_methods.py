@@ -328,7 +328,6 @@ FIT_CASES = {
     **{name: (name, {}) for name in REGISTRY},
     "patchcore": ("patchcore", {"coreset": 0.25, "dims": 16}),
     "patchcore-reweight": ("patchcore", {"dims": 16, "reweight": True}),
-    "rd": ("rd", {"epochs": 30}),
 }
 
 

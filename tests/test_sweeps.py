@@ -136,7 +136,7 @@ def test_second_clone_gets_every_result_following_the_readme(reference_run, tmp_
     git(tmp_path, "init", "-q", "--bare", str(git_url))
     git(ws, "remote", "add", "origin", str(git_url))
     git(ws, "push", "-q", "-u", "origin", "HEAD")
-    set_params(ws, **{"score.sigma": 2})  # a new result for machine A to run and share
+    set_params(ws, **{"bootstrap.resamples": 500})  # a new result for machine A to run and share (the reports)
     shell_env = {**env(), "REMOTE": str(remote), "GIT_URL": str(git_url)}
     run = lambda script, cwd: subprocess.run(  # noqa: E731
         ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=shell_env, capture_output=True, text=True
