@@ -8,7 +8,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e '.[test]'  # bytecode on first import: ~40 s less here
+	$(PY) -m pip install --quiet --no-compile -e '.[test]'  # not all ~5 GB (CUDA libraries included): ~40 s less here
+	$(PY) -c "import torch, torchvision, timm, dvc.cli, dvc.repo, scipy.stats, scipy.ndimage, sklearn.metrics, skimage.measure, matplotlib.pyplot, pandas, distributed, pytest, xdist"  # bytecode of what the stages and tests import, once
 	touch $@
 
 setup: $(VENV)/.installed
