@@ -92,7 +92,7 @@ def test_committed_dvc_yaml_holds_the_generated_code_deps():
 # per stage module: each child starts with no project module loaded, as `python -m pipeline.<x>` does, without
 # paying for torch's import again.
 IMPORTS_OF_EACH_MODULE = """
-import importlib, json, os, sys
+import importlib, json, os, sys, traceback
 import numpy, scipy.ndimage, torch, yaml
 assert not [m for m in sys.modules if m.split(".")[0] in ("frad", "pipeline")]
 for module in sys.argv[1:]:
@@ -100,18 +100,23 @@ for module in sys.argv[1:]:
     pid = os.fork()
     if pid == 0:
         os.close(read)
-        importlib.import_module(module)
-        from pipeline.params import load_params
-        load_params()
-        files = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
-        with os.fdopen(write, "w") as out:
-            json.dump(files, out)
+        try:
+            importlib.import_module(module)
+            from pipeline.params import load_params
+            load_params()
+            files = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
+            with os.fdopen(write, "w") as out:
+                json.dump(files, out)
+        except BaseException:
+            traceback.print_exc()
+            os._exit(1)
         os._exit(0)
     os.close(write)
     with os.fdopen(read) as got:
-        files = json.load(got)
-    assert os.waitpid(pid, 0)[1] == 0, module
-    print(json.dumps([module, files]))
+        text = got.read()
+    if os.waitpid(pid, 0)[1] != 0:
+        sys.exit(f"python -m {module}: importing it or loading params.yaml failed (above)")
+    print(json.dumps([module, json.loads(text)]))
 """
 
 
@@ -129,14 +134,11 @@ def test_what_a_stage_imports_at_run_time_is_in_its_deps(dvc_stages):
     deps_of = {}
     for _, cmd, deps in dvc_stages:
         deps_of.setdefault(cmd.split()[2], set()).update(d for d in deps if d.endswith(".py"))
-    out = subprocess.run(
-        [sys.executable, "-c", IMPORTS_OF_EACH_MODULE, *sorted(deps_of)],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    reported = dict(json.loads(line) for line in out.splitlines() if line.startswith("["))
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORTS_OF_EACH_MODULE, *sorted(deps_of)], cwd=PROJECT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    reported = dict(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("["))
     assert set(reported) == set(deps_of)
     problems = []
     for module, deps in sorted(deps_of.items()):
