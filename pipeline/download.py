@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from frad.datasets.archive import safe_extract
@@ -94,10 +95,13 @@ def check(data: DataParams, timeout: float) -> int:
         size = spec.size if name != data.dataset or data.archive_sha256 == spec.sha256 else None
         checks += [(name, url, size) for url in data.urls.get(name, spec.mirrors)]
     checks += [(f"weights {name}", url, None) for name, url in weight_urls().items()]
+    t0 = time.perf_counter()
     results = check_urls([(url, size) for _, url, size in checks], timeout)
+    took = time.perf_counter() - t0
     width = max(len(what) for what, _, _ in checks)
     for (what, url, _), r in zip(checks, results):
         print(f"{'ok  ' if r.ok else 'FAIL'}  {what:<{width}}  {url}  {r.status}", flush=True)
+    print(f"asked {len(checks)} URLs in {took:.1f} s (at most {timeout:g} s each, all at once)", flush=True)
     datasets = {what for what, _, _ in checks if not what.startswith("weights ")}
     dead = sorted(n for n in datasets if not any(r.ok for (w, _, _), r in zip(checks, results) if w == n))
     if all(r.status.startswith("unreachable") for r in results):

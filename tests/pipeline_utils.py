@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,12 @@ def changed(base: dict | None = None, **dotted) -> dict:
         else:
             node[last] = value
     return raw
+
+
+def run_cpu_timed(args: list[str], **kwargs) -> tuple[subprocess.CompletedProcess, float]:
+    """``subprocess.run(args, **kwargs)`` and the CPU seconds (user + system) the child used. "Fast" tests assert CPU
+    time: it measures the work a process does, while wall time stretches with whatever else the machine runs."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(args, **kwargs)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return proc, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

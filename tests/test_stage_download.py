@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
-import time
 
 import pytest
 from pipeline_utils import TINY, dvc, env, repro, set_params, status
@@ -157,16 +157,14 @@ def test_link_check_names_every_url_with_its_answer_and_fails_without_a_serving_
             },
             git=False,
         )
-        t0 = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", "pipeline.download", "--check", "--timeout", "2"],
             cwd=ws,
             env=env(),
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=300,  # never hangs: the stalled URL is bounded by --timeout; the rest is start-up on a busy machine
         )
-        took = time.monotonic() - t0
     lines = proc.stdout.splitlines()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert lines[0].startswith("FAIL  mvtec_ad") and routes.url("missing") in lines[0] and "HTTP 404" in lines[0]
@@ -174,4 +172,6 @@ def test_link_check_names_every_url_with_its_answer_and_fails_without_a_serving_
     assert lines[2].startswith("FAIL  visa") and "no answer within 2 s" in lines[2]
     assert "weights wide_resnet50_2" in lines[3] and "wide_resnet50_2-95faca4d.pth" in lines[3]
     assert "no mirror serves the VisA archive" in proc.stdout and "MVTec AD archive" not in proc.stdout
-    assert took < 30  # imports (torch, torchvision for the weights URL) plus one 2-s timeout, on a busy machine
+    asked = re.fullmatch(r"asked 4 URLs in ([0-9.]+) s \(at most 2 s each, all at once\)", lines[4])
+    assert asked and float(asked[1]) < 2 + 3  # the stall waits once, in parallel with the others (the clock of the
+    # check itself: the interpreter's start-up and imports are the machine's, and stretch with its load)
