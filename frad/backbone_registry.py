@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from frad.errors import DownloadError, WeightsError
 from frad.layers import BACKBONE_CHANNELS
+from frad.weight_urls import WEIGHT_URLS
 
 __all__ = [
     "BACKBONES",
@@ -69,14 +70,7 @@ def _wrn_stages(m: nn.Module) -> list[nn.Module]:
 
 
 def _wrn_url() -> str:
-    from torchvision.models import Wide_ResNet50_2_Weights
-
-    return Wide_ResNet50_2_Weights.IMAGENET1K_V1.url
-
-
-def weight_urls() -> dict[str, str]:
-    """The URL of every backbone's ImageNet weights that are downloaded (EfficientNet-Lite0's ship in a pip package)."""
-    return {"wide_resnet50_2": _wrn_url()}
+    return WEIGHT_URLS["wide_resnet50_2"]
 
 
 def hub_checkpoint_path(url: str) -> Path:

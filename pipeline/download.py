@@ -22,6 +22,7 @@ from frad.datasets.download import check_urls, download_first
 from frad.datasets.registry import DATASETS, Dataset
 from frad.errors import DownloadError
 from frad.io import write_json
+from frad.weight_urls import WEIGHT_URLS
 
 from .common import RAW, stage_main
 from .params import DataParams, Params, load_params
@@ -86,15 +87,13 @@ def run(params: Params) -> None:
 def check(data: DataParams, timeout: float) -> int:
     """One line per URL the pipeline may fetch (every dataset's mirrors, the backbone weights) with its status;
     1 when some dataset's archive has no mirror that serves it."""
-    from frad.backbone_registry import weight_urls
-
     checks: list[tuple[str, str, int | None]] = []  # (what, url, expected size)
     for name, spec in DATASETS.items():
         if not spec.sha256:
             continue
         size = spec.size if name != data.dataset or data.archive_sha256 == spec.sha256 else None
         checks += [(name, url, size) for url in data.urls.get(name, spec.mirrors)]
-    checks += [(f"weights {name}", url, None) for name, url in weight_urls().items()]
+    checks += [(f"weights {name}", url, None) for name, url in WEIGHT_URLS.items()]
     t0 = time.perf_counter()
     results = check_urls([(url, size) for _, url, size in checks], timeout)
     took = time.perf_counter() - t0

@@ -301,6 +301,15 @@ def test_bad_config_is_a_config_error():
             load_backbone(**kwargs)
 
 
+def test_wrn_weights_url_is_torchvisions_imagenet1k_v1():
+    from torchvision.models import Wide_ResNet50_2_Weights
+
+    from frad.weight_urls import WEIGHT_URLS
+
+    assert WEIGHT_URLS["wide_resnet50_2"] == Wide_ResNet50_2_Weights.IMAGENET1K_V1.url
+    assert registry._wrn_url() == WEIGHT_URLS["wide_resnet50_2"]
+
+
 def test_wrn_imagenet_downloads_into_the_hub_cache_and_checks_the_name_hash(empty_hub, monkeypatch, tmp_path, wrn_file):
     """The download goes through frad.datasets.download (a file:// URL stands in for download.pytorch.org) into the
     torch hub cache, checked against the sha256 prefix in the file name; a wrong file leaves nothing behind."""

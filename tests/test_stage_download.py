@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 from pipeline_utils import TINY, dvc, env, repro, set_params, status
@@ -20,6 +21,8 @@ from pipeline import download as download_stage
 from pipeline import prepare as prepare_stage
 from pipeline.params import load_params
 from pipeline.workspace import make_workspace
+
+ROOT = Path(__file__).resolve().parent.parent
 
 try:
     from http_fixture import FileServer, RouteServer
@@ -142,6 +145,16 @@ def test_make_repro_path_takes_the_next_mirror_when_the_first_is_dead_and_runs_t
     set_params(ws, **{"data.urls": {"mvtec_ad": ["http://127.0.0.1:9/another-mirror.tar.xz"]}})
     assert not status(ws) & {"download", "prepare@bottle", "features@bottle"}
     assert repro(ws, "features@bottle") == set()
+
+
+def test_link_check_imports_no_torch():
+    """What `--check` runs (the stage module, its params, the weight URLs) is torch-free: offline it answers in about
+    a second of start-up instead of the ~6 s that importing torch and torchvision take."""
+    code = "import sys, pipeline.download; print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300
+    )
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
 
 def test_link_check_names_every_url_with_its_answer_and_fails_without_a_serving_mirror(archive, tmp_path):
